@@ -1,0 +1,152 @@
+//! Command handling: load the stream, fold, decide, append with the expected
+//! version; on a concurrent write, retry a bounded number of times.
+//!
+//! The result keeps a rejected command (`DomainError`) apart from a broken
+//! store (`StoreError`), so the API can answer 4xx vs 5xx correctly.
+
+use crate::store::{
+    AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError, read_full_stream,
+};
+use chrono::Utc;
+use ftl_domain::ids::derive_event_id;
+use ftl_domain::{AggregateEvent, Decider, DomainError, EventCodecError};
+use uuid::Uuid;
+
+/// Conflicting concurrent writers are retried this many times before giving up.
+pub const MAX_CONFLICT_RETRIES: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored event unreadable: {0}")]
+    Codec(#[from] EventCodecError),
+}
+
+/// What a handled command did.
+#[derive(Debug, Clone)]
+pub struct Handled<E> {
+    pub events: Vec<E>,
+    /// Where the new events landed; `None` when the command changed nothing.
+    pub append: Option<AppendResult>,
+}
+
+impl<E> Handled<E> {
+    /// The position read models must reach before the caller reads its write.
+    pub fn position(&self) -> u64 {
+        self.append.map(|a| a.last_position).unwrap_or(0)
+    }
+}
+
+/// Handles one command against one stream.
+///
+/// `command_id` makes the command idempotent: the events it produces get ids
+/// derived from it, so a retry (same id) finds them already stored and returns
+/// the original outcome instead of deciding again.
+pub async fn handle<D>(
+    store: &dyn EventStore,
+    stream_id: &str,
+    command: &D::Command,
+    command_id: Uuid,
+    metadata: &Metadata,
+) -> Result<Handled<D::Event>, CommandError>
+where
+    D: Decider,
+    D::Event: AggregateEvent,
+{
+    let first_id = derive_event_id(command_id, 0);
+    let mut attempt = 0;
+    loop {
+        let stored = read_full_stream(store, stream_id).await?;
+        if let Some(i) = stored.iter().position(|e| e.event_id == first_id) {
+            return replay::<D>(&stored, i, command_id);
+        }
+        let history = decode_all::<D::Event>(&stored)?;
+        let state = D::fold(history.iter());
+        let decided = D::decide(&state, command, Utc::now())?;
+        if decided.is_empty() {
+            return Ok(Handled {
+                events: vec![],
+                append: None,
+            });
+        }
+        let mut meta = metadata.clone();
+        meta.command_id = Some(command_id);
+        let new: Vec<NewEvent> = decided
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                NewEvent::from_domain(
+                    derive_event_id(command_id, i),
+                    &e.clone().into_domain(),
+                    meta.clone(),
+                )
+            })
+            .collect();
+        match store
+            .append(
+                stream_id,
+                ExpectedVersion::after_length(stored.len() as u64),
+                new,
+            )
+            .await
+        {
+            Ok(append) => {
+                return Ok(Handled {
+                    events: decided,
+                    append: Some(append),
+                });
+            }
+            Err(StoreError::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
+                attempt += 1;
+                tokio::task::yield_now().await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn decode_all<E: AggregateEvent>(stored: &[crate::RecordedEvent]) -> Result<Vec<E>, CommandError> {
+    let mut out = Vec::with_capacity(stored.len());
+    for e in stored {
+        if let Some(ev) = E::from_domain(e.decode()?) {
+            out.push(ev);
+        }
+    }
+    Ok(out)
+}
+
+/// Rebuilds the outcome of a command already applied (a client retry).
+fn replay<D>(
+    stored: &[crate::RecordedEvent],
+    start: usize,
+    command_id: Uuid,
+) -> Result<Handled<D::Event>, CommandError>
+where
+    D: Decider,
+    D::Event: AggregateEvent,
+{
+    let mine: Vec<&crate::RecordedEvent> = stored[start..]
+        .iter()
+        .enumerate()
+        .take_while(|(i, e)| e.event_id == derive_event_id(command_id, *i))
+        .map(|(_, e)| e)
+        .collect();
+    let events = decode_all::<D::Event>(&mine.iter().map(|e| (*e).clone()).collect::<Vec<_>>())?;
+    let first = mine.first().map(|e| e.global_position).unwrap_or(0);
+    let last = mine
+        .last()
+        .map(|e| (e.global_position, e.stream_version))
+        .unwrap_or((0, 0));
+    Ok(Handled {
+        events,
+        append: Some(AppendResult {
+            first_position: first,
+            last_position: last.0,
+            last_version: last.1,
+            deduplicated: true,
+        }),
+    })
+}

@@ -1,0 +1,12 @@
+//! FineTune Lab write side: the event store (SQLite, PostgreSQL, KurrentDB) and
+//! the command handlers that load a stream, decide, and append.
+
+pub mod db;
+pub mod handler;
+pub mod store;
+
+pub use db::Db;
+pub use handler::{CommandError, Handled};
+pub use store::{
+    AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError,
+};

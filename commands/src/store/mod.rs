@@ -1,0 +1,300 @@
+//! The event store: one trait, several backends, one contract test suite
+//! (`tests/tests/store_contract.rs`).
+
+#[cfg(feature = "kurrentdb")]
+pub mod kurrent;
+pub mod postgres;
+pub mod sqlite;
+mod subscribe;
+
+pub use subscribe::{Subscription, subscribe_all};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ftl_domain::DomainEvent;
+use ftl_domain::ids::ProjectId;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// What the writer believes about a stream's length before appending.
+/// Versions are 0-based: the first event of a stream has version 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No check (high-volume streams: metrics, logs, telemetry).
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must have at least one event.
+    StreamExists,
+    /// The stream's last event must have exactly this version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream holding `length` events satisfies this expectation.
+    pub fn accepts(self, length: u64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::NoStream => length == 0,
+            Self::StreamExists => length > 0,
+            Self::Exact(v) => length == v + 1,
+        }
+    }
+
+    /// The expectation after reading a stream of `length` events.
+    pub fn after_length(length: u64) -> Self {
+        if length == 0 {
+            Self::NoStream
+        } else {
+            Self::Exact(length - 1)
+        }
+    }
+}
+
+/// Who did what, and why: kept beside every event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<ProjectId>,
+}
+
+/// An event ready to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub payload: Value,
+    pub metadata: Metadata,
+}
+
+impl NewEvent {
+    pub fn from_domain(event_id: Uuid, event: &DomainEvent, metadata: Metadata) -> Self {
+        Self {
+            event_id,
+            event_type: event.event_type().to_string(),
+            schema_version: event.schema_version(),
+            payload: event.to_payload(),
+            metadata,
+        }
+    }
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub global_position: u64,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub recorded_at: DateTime<Utc>,
+    pub payload: Value,
+    pub metadata: Metadata,
+}
+
+impl RecordedEvent {
+    pub fn decode(&self) -> Result<DomainEvent, ftl_domain::EventCodecError> {
+        DomainEvent::decode(&self.event_type, self.schema_version, self.payload.clone())
+    }
+}
+
+/// The outcome of an append. A retried append of the same event ids returns
+/// the original outcome with `deduplicated` set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    pub first_position: u64,
+    pub last_position: u64,
+    /// Version of the last event appended.
+    pub last_version: u64,
+    pub deduplicated: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "wrong expected version for {stream}: expected {expected:?}, stream has {actual} events"
+    )]
+    Conflict {
+        stream: String,
+        expected: ExpectedVersion,
+        actual: u64,
+    },
+    #[error("event ids {0} were already used by a different append")]
+    IdempotencyMismatch(String),
+    #[error("invalid append: {0}")]
+    Invalid(String),
+    #[error("store backend: {0}")]
+    Backend(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Backend(format!("json: {e}"))
+    }
+}
+
+/// The largest batch one append accepts.
+pub const MAX_APPEND_BATCH: usize = 50_000;
+
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends atomically: all events or none. Event ids are unique across the
+    /// store; appending ids that already exist returns the original result.
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError>;
+
+    /// Events of one stream with version ≥ `from_version`, in version order.
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Events of every stream with position > `after`, in global order.
+    async fn read_all(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The position of the newest committed event (0 when empty).
+    async fn head_position(&self) -> Result<u64, StoreError>;
+
+    /// Signals new appends (this process's and, where the backend can, others').
+    /// The value is a position at least as new as the last append seen.
+    fn wakeups(&self) -> watch::Receiver<u64>;
+
+    fn backend_name(&self) -> &'static str;
+}
+
+pub type DynStore = Arc<dyn EventStore>;
+
+/// Reads a whole stream (lifecycle streams are short by design).
+pub async fn read_full_stream(
+    store: &dyn EventStore,
+    stream_id: &str,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut out = Vec::new();
+    loop {
+        let batch = store.read_stream(stream_id, out.len() as u64, 1000).await?;
+        let done = batch.len() < 1000;
+        out.extend(batch);
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+pub(crate) fn validate_batch(events: &[NewEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Err(StoreError::Invalid("no events to append".into()));
+    }
+    if events.len() > MAX_APPEND_BATCH {
+        return Err(StoreError::Invalid(format!(
+            "at most {MAX_APPEND_BATCH} events per append"
+        )));
+    }
+    let mut ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(StoreError::Invalid(
+            "duplicate event id within one append".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Given the rows already stored under a batch's event ids, decide whether the
+/// append is a retry (same ids, same stream, all present) and rebuild its result.
+pub(crate) fn replayed_result(
+    stream_id: &str,
+    events: &[NewEvent],
+    existing: &[(Uuid, String, u64, u64)],
+) -> Result<Option<AppendResult>, StoreError> {
+    if existing.is_empty() {
+        return Ok(None);
+    }
+    let same = existing.len() == events.len() && existing.iter().all(|(_, s, _, _)| s == stream_id);
+    if !same {
+        let ids: Vec<String> = existing.iter().map(|(id, ..)| id.to_string()).collect();
+        return Err(StoreError::IdempotencyMismatch(ids.join(",")));
+    }
+    let first = existing.iter().map(|e| e.2).min().unwrap_or(0);
+    let last = existing.iter().map(|e| e.2).max().unwrap_or(0);
+    let last_version = existing.iter().map(|e| e.3).max().unwrap_or(0);
+    Ok(Some(AppendResult {
+        first_position: first,
+        last_position: last,
+        last_version,
+        deduplicated: true,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_version_rules() {
+        assert!(ExpectedVersion::NoStream.accepts(0));
+        assert!(!ExpectedVersion::NoStream.accepts(1));
+        assert!(ExpectedVersion::StreamExists.accepts(3));
+        assert!(!ExpectedVersion::StreamExists.accepts(0));
+        assert!(ExpectedVersion::Exact(2).accepts(3));
+        assert!(!ExpectedVersion::Exact(2).accepts(2));
+        assert!(ExpectedVersion::Any.accepts(0));
+        assert_eq!(ExpectedVersion::after_length(0), ExpectedVersion::NoStream);
+        assert_eq!(ExpectedVersion::after_length(5), ExpectedVersion::Exact(4));
+    }
+
+    #[test]
+    fn replay_detection() {
+        let ev = |id: u128| NewEvent {
+            event_id: Uuid::from_u128(id),
+            event_type: "t".into(),
+            schema_version: 1,
+            payload: Value::Null,
+            metadata: Metadata::default(),
+        };
+        let events = vec![ev(1), ev(2)];
+        assert_eq!(replayed_result("s", &events, &[]).unwrap(), None);
+        let stored = vec![
+            (Uuid::from_u128(1), "s".to_string(), 10, 0),
+            (Uuid::from_u128(2), "s".to_string(), 11, 1),
+        ];
+        let r = replayed_result("s", &events, &stored).unwrap().unwrap();
+        assert_eq!(
+            (
+                r.first_position,
+                r.last_position,
+                r.last_version,
+                r.deduplicated
+            ),
+            (10, 11, 1, true)
+        );
+        assert!(replayed_result("s", &events, &stored[..1]).is_err());
+        assert!(replayed_result("other", &events, &stored).is_err());
+        assert!(validate_batch(&[ev(1), ev(1)]).is_err());
+        assert!(validate_batch(&[]).is_err());
+    }
+}

@@ -1,0 +1,223 @@
+//! The embedded default: SQLite in WAL mode, one writer connection.
+
+use super::*;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+use std::sync::OnceLock;
+
+pub struct SqliteEventStore {
+    write: SqlitePool,
+    read: SqlitePool,
+    wake: watch::Sender<u64>,
+}
+
+/// Columns bound per event row; SQLite allows 32,766 variables per statement.
+const COLS: usize = 8;
+const ROWS_PER_INSERT: usize = 4000;
+
+fn insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, recorded_at, payload, metadata) VALUES ",
+    );
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?,?,?,?,?,?)");
+    }
+    sql
+}
+
+fn full_chunk_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| insert_sql(ROWS_PER_INSERT))
+}
+
+pub(crate) const SELECT_COLUMNS: &str = "global_position, event_id, stream_id, stream_version, event_type, schema_version, recorded_at, payload, metadata";
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn row_to_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let payload: String = row.try_get("payload")?;
+    let metadata: String = row.try_get("metadata")?;
+    Ok(RecordedEvent {
+        global_position: to_u64(row.try_get("global_position")?),
+        event_id: row.try_get("event_id")?,
+        stream_id: row.try_get("stream_id")?,
+        stream_version: to_u64(row.try_get("stream_version")?),
+        event_type: row.try_get("event_type")?,
+        schema_version: u32::try_from(row.try_get::<i64, _>("schema_version")?).unwrap_or(0),
+        recorded_at: row.try_get("recorded_at")?,
+        payload: serde_json::from_str(&payload)?,
+        metadata: serde_json::from_str(&metadata)?,
+    })
+}
+
+impl SqliteEventStore {
+    pub fn new(write: SqlitePool, read: SqlitePool) -> Self {
+        let head = watch::Sender::new(0);
+        Self {
+            write,
+            read,
+            wake: head,
+        }
+    }
+
+    async fn existing(
+        tx: &mut sqlx::SqliteConnection,
+        events: &[NewEvent],
+    ) -> Result<Vec<(Uuid, String, u64, u64)>, StoreError> {
+        // A retry repeats the whole batch, so probing the first id finds it.
+        let first = sqlx::query("SELECT 1 FROM events WHERE event_id = ?")
+            .bind(events[0].event_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if first.is_none() {
+            return Ok(vec![]);
+        }
+        let mut found = Vec::new();
+        for chunk in events.chunks(1000) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT event_id, stream_id, global_position, stream_version FROM events WHERE event_id IN ({marks})"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for e in chunk {
+                q = q.bind(e.event_id);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                found.push((
+                    row.try_get("event_id")?,
+                    row.try_get("stream_id")?,
+                    to_u64(row.try_get("global_position")?),
+                    to_u64(row.try_get("stream_version")?),
+                ));
+            }
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_batch(&events)?;
+        let n = events.len() as i64;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        if let Some(done) =
+            replayed_result(stream_id, &events, &Self::existing(&mut tx, &events).await?)?
+        {
+            tx.rollback().await?;
+            return Ok(done);
+        }
+        let length: i64 = sqlx::query_scalar(
+            "INSERT INTO streams (stream_id, length) VALUES ($1, $2)
+             ON CONFLICT (stream_id) DO UPDATE SET length = streams.length + excluded.length
+             RETURNING length",
+        )
+        .bind(stream_id)
+        .bind(n)
+        .fetch_one(&mut *tx)
+        .await?;
+        let before = to_u64(length - n);
+        if !expected.accepts(before) {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict {
+                stream: stream_id.to_string(),
+                expected,
+                actual: before,
+            });
+        }
+        let now = Utc::now();
+        let mut last_rowid = 0i64;
+        for (c, chunk) in events.chunks(ROWS_PER_INSERT).enumerate() {
+            let sql_owned;
+            let sql: &str = if chunk.len() == ROWS_PER_INSERT {
+                full_chunk_sql()
+            } else {
+                sql_owned = insert_sql(chunk.len());
+                &sql_owned
+            };
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (i, e) in chunk.iter().enumerate() {
+                let version = before as i64 + (c * ROWS_PER_INSERT + i) as i64;
+                q = q
+                    .bind(e.event_id)
+                    .bind(stream_id)
+                    .bind(version)
+                    .bind(&e.event_type)
+                    .bind(i64::from(e.schema_version))
+                    .bind(now)
+                    .bind(serde_json::to_string(&e.payload)?)
+                    .bind(serde_json::to_string(&e.metadata)?);
+            }
+            last_rowid = q.execute(&mut *tx).await?.last_insert_rowid();
+        }
+        debug_assert!(COLS * ROWS_PER_INSERT < 32_766);
+        tx.commit().await?;
+        let last = to_u64(last_rowid);
+        self.wake.send_if_modified(|h| {
+            let newer = last > *h;
+            *h = (*h).max(last);
+            newer
+        });
+        Ok(AppendResult {
+            first_position: last + 1 - n as u64,
+            last_position: last,
+            last_version: before + n as u64 - 1,
+            deduplicated: false,
+        })
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {SELECT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream_id)
+            .bind(from_version as i64)
+            .bind(max as i64)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    async fn read_all(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {SELECT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after as i64)
+            .bind(max as i64)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    async fn head_position(&self) -> Result<u64, StoreError> {
+        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(global_position) FROM events")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(to_u64(head.unwrap_or(0)))
+    }
+
+    fn wakeups(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -1,0 +1,34 @@
+//! Rejections of commands by the domain. These are user errors, never
+//! infrastructure failures: a handler keeps the two apart.
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DomainError {
+    /// The command is not allowed in the aggregate's current status.
+    #[error("invalid_transition: cannot {command} a job that is {current}")]
+    InvalidTransition { current: String, command: String },
+    #[error("{entity} not found")]
+    NotFound { entity: &'static str },
+    #[error("{entity} already exists")]
+    AlreadyExists { entity: &'static str },
+    #[error("invalid input at {field}: {message}")]
+    InvalidInput { field: String, message: String },
+    #[error("limit exceeded at {field}: {message}")]
+    LimitExceeded { field: String, message: String },
+}
+
+impl DomainError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+    pub fn limit(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::LimitExceeded {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Every event type the system writes, its stable name, its schema versions,
+//! and the upcasters that turn any stored version into the latest struct.
+//!
+//! Rules: an event type name is never a Rust path and never changes; a change of
+//! shape adds a schema version and an upcaster; every `(event_type, version)`
+//! ever written stays in [`SCHEMAS`] with a committed JSON fixture.
+
+mod upcast;
+
+use crate::job::*;
+use crate::metrics::{MetricsLogged, MetricsLoggedV1};
+use crate::project::*;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DomainEvent {
+    ProjectCreated(ProjectCreated),
+    ApiKeyCreated(ApiKeyCreated),
+    ApiKeyRevoked(ApiKeyRevoked),
+    Job(JobEvent),
+    MetricsLogged(MetricsLogged),
+}
+
+#[derive(Debug, Error)]
+pub enum EventCodecError {
+    #[error("unknown event type {event_type} v{version}")]
+    Unknown { event_type: String, version: u32 },
+    #[error("cannot decode {event_type} v{version}: {message}")]
+    Malformed {
+        event_type: String,
+        version: u32,
+        message: String,
+    },
+}
+
+/// Every `(event_type, schema_version)` that has ever been written.
+pub const SCHEMAS: &[(&str, u32)] = &[
+    ("project.created", 1),
+    ("api_key.created", 1),
+    ("api_key.revoked", 1),
+    ("job.created", 1),
+    ("job.created", 2),
+    ("job.started", 1),
+    ("job.succeeded", 1),
+    ("job.failed", 1),
+    ("job.cancelled", 1),
+    ("job.metrics_logged", 1),
+];
+
+/// The version written today for an event type.
+pub fn latest_version(event_type: &str) -> Option<u32> {
+    SCHEMAS
+        .iter()
+        .filter(|(t, _)| *t == event_type)
+        .map(|(_, v)| *v)
+        .max()
+}
+
+fn to_value<T: serde::Serialize>(t: &T) -> Value {
+    // Serialising these plain structs cannot fail (no maps with non-string keys).
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+impl DomainEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::ProjectCreated(_) => "project.created",
+            Self::ApiKeyCreated(_) => "api_key.created",
+            Self::ApiKeyRevoked(_) => "api_key.revoked",
+            Self::Job(JobEvent::Created(_)) => "job.created",
+            Self::Job(JobEvent::Started(_)) => "job.started",
+            Self::Job(JobEvent::Succeeded(_)) => "job.succeeded",
+            Self::Job(JobEvent::Failed(_)) => "job.failed",
+            Self::Job(JobEvent::Cancelled(_)) => "job.cancelled",
+            Self::MetricsLogged(_) => "job.metrics_logged",
+        }
+    }
+
+    pub fn schema_version(&self) -> u32 {
+        latest_version(self.event_type()).unwrap_or(1)
+    }
+
+    /// The payload in the latest schema version.
+    pub fn to_payload(&self) -> Value {
+        match self {
+            Self::ProjectCreated(e) => to_value(e),
+            Self::ApiKeyCreated(e) => to_value(e),
+            Self::ApiKeyRevoked(e) => to_value(e),
+            Self::Job(JobEvent::Created(e)) => to_value(e),
+            Self::Job(JobEvent::Started(e)) => to_value(e),
+            Self::Job(JobEvent::Succeeded(e)) => to_value(e),
+            Self::Job(JobEvent::Failed(e)) => to_value(e),
+            Self::Job(JobEvent::Cancelled(e)) => to_value(e),
+            Self::MetricsLogged(e) => to_value(&MetricsLoggedV1::from(e)),
+        }
+    }
+
+    /// Decodes a stored event of any known version into the latest struct.
+    pub fn decode(event_type: &str, version: u32, payload: Value) -> Result<Self, EventCodecError> {
+        let unknown = || EventCodecError::Unknown {
+            event_type: event_type.to_string(),
+            version,
+        };
+        let latest = latest_version(event_type).ok_or_else(unknown)?;
+        if !SCHEMAS.contains(&(event_type, version)) {
+            return Err(unknown());
+        }
+        let payload =
+            upcast::to_latest(event_type, version, latest, payload).map_err(|message| {
+                EventCodecError::Malformed {
+                    event_type: event_type.to_string(),
+                    version,
+                    message,
+                }
+            })?;
+        let malformed = |e: serde_json::Error| EventCodecError::Malformed {
+            event_type: event_type.to_string(),
+            version,
+            message: e.to_string(),
+        };
+        fn de<T: DeserializeOwned>(v: Value) -> Result<T, serde_json::Error> {
+            serde_json::from_value(v)
+        }
+        Ok(match event_type {
+            "project.created" => Self::ProjectCreated(de(payload).map_err(malformed)?),
+            "api_key.created" => Self::ApiKeyCreated(de(payload).map_err(malformed)?),
+            "api_key.revoked" => Self::ApiKeyRevoked(de(payload).map_err(malformed)?),
+            "job.created" => Self::Job(JobEvent::Created(de(payload).map_err(malformed)?)),
+            "job.started" => Self::Job(JobEvent::Started(de(payload).map_err(malformed)?)),
+            "job.succeeded" => Self::Job(JobEvent::Succeeded(de(payload).map_err(malformed)?)),
+            "job.failed" => Self::Job(JobEvent::Failed(de(payload).map_err(malformed)?)),
+            "job.cancelled" => Self::Job(JobEvent::Cancelled(de(payload).map_err(malformed)?)),
+            "job.metrics_logged" => {
+                let v1: MetricsLoggedV1 = de(payload).map_err(malformed)?;
+                Self::MetricsLogged(MetricsLogged::try_from(v1).map_err(|message| {
+                    EventCodecError::Malformed {
+                        event_type: event_type.to_string(),
+                        version,
+                        message,
+                    }
+                })?)
+            }
+            _ => return Err(unknown()),
+        })
+    }
+}
+
+/// Events of one aggregate type, as part of the [`DomainEvent`] union.
+pub trait AggregateEvent: Sized + Clone {
+    fn into_domain(self) -> DomainEvent;
+    fn from_domain(event: DomainEvent) -> Option<Self>;
+}
+
+impl AggregateEvent for JobEvent {
+    fn into_domain(self) -> DomainEvent {
+        DomainEvent::Job(self)
+    }
+    fn from_domain(event: DomainEvent) -> Option<Self> {
+        match event {
+            DomainEvent::Job(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/events")
+    }
+
+    fn fixture(event_type: &str, version: u32) -> Value {
+        let path = fixture_dir().join(format!("{event_type}.v{version}.json"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("missing fixture {} ({e})", path.display()));
+        serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn every_schema_version_has_a_fixture_that_decodes() {
+        for (event_type, version) in SCHEMAS {
+            let payload = fixture(event_type, *version);
+            let event = DomainEvent::decode(event_type, *version, payload)
+                .unwrap_or_else(|e| panic!("{event_type} v{version}: {e}"));
+            assert_eq!(event.event_type(), *event_type);
+        }
+    }
+
+    #[test]
+    fn latest_fixtures_round_trip_exactly() {
+        for (event_type, version) in SCHEMAS {
+            if latest_version(event_type) != Some(*version) {
+                continue;
+            }
+            let payload = fixture(event_type, *version);
+            let event = DomainEvent::decode(event_type, *version, payload.clone()).unwrap();
+            assert_eq!(
+                event.to_payload(),
+                payload,
+                "{event_type} v{version} changed shape"
+            );
+        }
+    }
+
+    #[test]
+    fn no_fixture_without_a_schema() {
+        for entry in std::fs::read_dir(fixture_dir()).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let stem = name.strip_suffix(".json").unwrap();
+            let (t, v) = stem.rsplit_once(".v").unwrap();
+            let v: u32 = v.parse().unwrap();
+            assert!(
+                SCHEMAS.contains(&(t, v)),
+                "fixture {name} names no known schema"
+            );
+        }
+    }
+
+    #[test]
+    fn job_created_v1_upcasts_with_defaults() {
+        let event = DomainEvent::decode("job.created", 1, fixture("job.created", 1)).unwrap();
+        match event {
+            DomainEvent::Job(JobEvent::Created(c)) => {
+                assert!(c.tags.is_empty());
+                assert_eq!(c.provider, Provider::External);
+                assert_eq!(c.name, "imported-run");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn metrics_payload_keeps_non_finite_values() {
+        let event =
+            DomainEvent::decode("job.metrics_logged", 1, fixture("job.metrics_logged", 1)).unwrap();
+        let DomainEvent::MetricsLogged(m) = event else {
+            panic!()
+        };
+        assert!(m.points.iter().any(|p| p.value.is_nan()));
+        assert!(m.points.iter().any(|p| p.value == f64::INFINITY));
+        assert!(m.points.iter().any(|p| p.value == f64::NEG_INFINITY));
+    }
+
+    #[test]
+    fn unknown_types_and_versions_are_errors() {
+        assert!(matches!(
+            DomainEvent::decode("job.exploded", 1, Value::Null),
+            Err(EventCodecError::Unknown { .. })
+        ));
+        assert!(matches!(
+            DomainEvent::decode("job.started", 9, Value::Null),
+            Err(EventCodecError::Unknown { .. })
+        ));
+        assert!(matches!(
+            DomainEvent::decode("job.started", 1, serde_json::json!({"nope": 1})),
+            Err(EventCodecError::Malformed { .. })
+        ));
+    }
+}

@@ -1,0 +1,148 @@
+//! Training jobs: status names and transitions of `specs/training-config.md` §6.
+//!
+//! This first slice covers jobs reported from outside (provider `external`):
+//! queued → running → succeeded | failed | cancelled. The managed-training
+//! statuses exist already so that issue extends this decider rather than
+//! replacing it.
+
+mod decider;
+mod events;
+
+pub use decider::{JobCommand, JobDecider, JobState};
+pub use events::{JobCancelled, JobCreated, JobEvent, JobFailed, JobStarted, JobSucceeded};
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Validating,
+    Queued,
+    Provisioning,
+    Running,
+    Pausing,
+    Paused,
+    Recovering,
+    Cancelling,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 11] = [
+        Self::Validating,
+        Self::Queued,
+        Self::Provisioning,
+        Self::Running,
+        Self::Pausing,
+        Self::Paused,
+        Self::Recovering,
+        Self::Cancelling,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Validating => "validating",
+            Self::Queued => "queued",
+            Self::Provisioning => "provisioning",
+            Self::Running => "running",
+            Self::Pausing => "pausing",
+            Self::Paused => "paused",
+            Self::Recovering => "recovering",
+            Self::Cancelling => "cancelling",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a job runs. `external`: a training script anywhere reports to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    #[default]
+    External,
+    Local,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::External => "external",
+            Self::Local => "local",
+        }
+    }
+}
+
+/// `failure_reason` of the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    Prechecks,
+    NoResource,
+    Setup,
+    #[default]
+    UserCode,
+    Oom,
+    DataError,
+    Lost,
+    RecoveryExhausted,
+    ProviderError,
+    Controller,
+    Timeout,
+    Internal,
+}
+
+impl FailureReason {
+    pub const ALL: [FailureReason; 12] = [
+        Self::Prechecks,
+        Self::NoResource,
+        Self::Setup,
+        Self::UserCode,
+        Self::Oom,
+        Self::DataError,
+        Self::Lost,
+        Self::RecoveryExhausted,
+        Self::ProviderError,
+        Self::Controller,
+        Self::Timeout,
+        Self::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prechecks => "prechecks",
+            Self::NoResource => "no_resource",
+            Self::Setup => "setup",
+            Self::UserCode => "user_code",
+            Self::Oom => "oom",
+            Self::DataError => "data_error",
+            Self::Lost => "lost",
+            Self::RecoveryExhausted => "recovery_exhausted",
+            Self::ProviderError => "provider_error",
+            Self::Controller => "controller",
+            Self::Timeout => "timeout",
+            Self::Internal => "internal",
+        }
+    }
+}

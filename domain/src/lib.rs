@@ -1,0 +1,20 @@
+//! FineTune Lab domain: identifiers, versioned events, and pure deciders.
+//!
+//! Nothing in this crate performs I/O. Every business rule is a pure function
+//! `decide(state, command, now) -> Result<Vec<Event>, DomainError>` plus a fold
+//! `evolve(state, event)`, so it is tested in microseconds.
+
+pub mod decider;
+pub mod error;
+pub mod events;
+pub mod float_json;
+pub mod ids;
+pub mod job;
+pub mod limits;
+pub mod metrics;
+pub mod project;
+
+pub use decider::Decider;
+pub use error::DomainError;
+pub use events::{AggregateEvent, DomainEvent, EventCodecError};
+pub use ids::{ApiKeyId, JobId, ProjectId};
