@@ -1,1 +1,14 @@
+//! FineTune Lab service: GraphQL over actix-web, API keys, configuration,
+//! Prometheus metrics, and the `finetune-lab` command line.
 
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod graphql;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+
+pub use config::Config;
+pub use server::{Server, build_server};
+pub use state::AppState;

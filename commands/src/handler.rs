@@ -40,7 +40,8 @@ impl<E> Handled<E> {
     }
 }
 
-/// Handles one command against one stream.
+/// Handles one command against one stream. `guard` may reject the command
+/// from the current state before the decider sees it.
 ///
 /// `command_id` makes the command idempotent: the events it produces get ids
 /// derived from it, so a retry (same id) finds them already stored and returns
@@ -51,6 +52,7 @@ pub async fn handle<D>(
     command: &D::Command,
     command_id: Uuid,
     metadata: &Metadata,
+    guard: impl Fn(&D::State) -> Result<(), DomainError>,
 ) -> Result<Handled<D::Event>, CommandError>
 where
     D: Decider,
@@ -60,11 +62,14 @@ where
     let mut attempt = 0;
     loop {
         let stored = read_full_stream(store, stream_id).await?;
+        let history = decode_all::<D::Event>(&stored)?;
+        let state = D::fold(history.iter());
+        // Authorisation-style checks (e.g. "the job is in the caller's
+        // project") run before anything else, retries included.
+        guard(&state)?;
         if let Some(i) = stored.iter().position(|e| e.event_id == first_id) {
             return replay::<D>(&stored, i, command_id);
         }
-        let history = decode_all::<D::Event>(&stored)?;
-        let state = D::fold(history.iter());
         let decided = D::decide(&state, command, Utc::now())?;
         if decided.is_empty() {
             return Ok(Handled {

@@ -1,0 +1,203 @@
+//! The `finetune-lab` command line.
+
+use crate::config::Config;
+use crate::state::AppState;
+use clap::{Parser, Subcommand, ValueEnum};
+use ftl_domain::project::{Scope, project_id_for_name};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "finetune-lab",
+    version,
+    about = "FineTune Lab backend: event-sourced training, chat and judging service"
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Environment variables FTL__SECTION__KEY override it.
+    #[arg(long, global = true, env = "FTL_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP/GraphQL service (and the projection runners).
+    Serve {
+        /// Address to listen on (overrides server.bind).
+        #[arg(long)]
+        bind: Option<String>,
+        /// Database URL (overrides database.url), e.g. sqlite:./data/ftl.db or postgres://…
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Inspect and rebuild read models.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+    /// Print the GraphQL SDL (the committed api/schema.graphql).
+    Schema,
+    /// Print the default configuration as TOML.
+    Config,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create a key (and the project, if new). The key is printed once; only its hash is stored.
+    Create {
+        #[arg(long)]
+        project: String,
+        #[arg(long, value_enum, default_value_t = ScopeArg::Write)]
+        scope: ScopeArg,
+        /// A label to recognise the key by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+    /// List a project's keys (never the secrets).
+    List {
+        #[arg(long)]
+        project: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectionsCommand {
+    /// Position, head and lag of every projection.
+    Status,
+    /// Rebuild a projection from the log beside the live one, then switch to it.
+    Rebuild {
+        /// Projection name (see `projections status`).
+        name: String,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ScopeArg {
+    Read,
+    Write,
+    Admin,
+}
+
+impl From<ScopeArg> for Scope {
+    fn from(s: ScopeArg) -> Self {
+        match s {
+            ScopeArg::Read => Scope::Read,
+            ScopeArg::Write => Scope::Write,
+            ScopeArg::Admin => Scope::Admin,
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    crate::telemetry::init_logging(&config.log.format, &config.log.level);
+    match cli.command {
+        Command::Serve { bind, database_url } => {
+            if let Some(b) = bind {
+                config.server.bind = b;
+            }
+            if let Some(u) = database_url {
+                config.database.url = u;
+            }
+            let server = crate::build_server(config).await?;
+            println!(
+                "finetune-lab listening on http://127.0.0.1:{}/graphql",
+                server.port
+            );
+            server.run_until_stopped().await?;
+        }
+        Command::Keys(cmd) => {
+            let state = offline_state(config).await?;
+            match cmd {
+                KeysCommand::Create {
+                    project,
+                    scope,
+                    name,
+                } => {
+                    let k = crate::auth::create_key(
+                        state.store.as_ref(),
+                        &project,
+                        &name,
+                        scope.into(),
+                        "cli",
+                    )
+                    .await?;
+                    state.projections.catch_up().await?;
+                    println!("{}", k.secret);
+                    eprintln!(
+                        "key {} for project {project} ({:?}); store it now, it is not shown again",
+                        k.key_id, scope
+                    );
+                }
+                KeysCommand::List { project } => {
+                    state.projections.catch_up().await?;
+                    let keys = ftl_projections::views::catalog::keys_of_project(
+                        &state.db,
+                        project_id_for_name(&project).0,
+                    )
+                    .await?;
+                    for k in keys {
+                        println!(
+                            "{}\t{}\t{}\t{}…\t{}{}",
+                            k.key_id,
+                            k.name,
+                            k.scope,
+                            k.prefix,
+                            k.created_at.to_rfc3339(),
+                            if k.revoked { "\trevoked" } else { "" }
+                        );
+                    }
+                }
+            }
+            state.db.close().await;
+        }
+        Command::Projections(cmd) => {
+            let state = offline_state(config).await?;
+            match cmd {
+                ProjectionsCommand::Status => {
+                    println!(
+                        "{:<12} {:>10} {:>12} {:>12} {:>10}",
+                        "projection", "generation", "position", "head", "lag"
+                    );
+                    for s in state.projections.status().await? {
+                        println!(
+                            "{:<12} {:>10} {:>12} {:>12} {:>10}",
+                            s.name,
+                            s.generation,
+                            s.position,
+                            s.head,
+                            s.lag()
+                        );
+                    }
+                }
+                ProjectionsCommand::Rebuild { name } => {
+                    let r = state.projections.rebuild(&name).await?;
+                    let secs = r.elapsed.as_secs_f64().max(1e-9);
+                    println!(
+                        "rebuilt {} as generation {} up to position {} in {:.2}s ({:.0} events/s)",
+                        r.name,
+                        r.generation,
+                        r.position,
+                        secs,
+                        r.position as f64 / secs
+                    );
+                }
+            }
+            state.db.close().await;
+        }
+        Command::Schema => print!("{}", crate::graphql::sdl()),
+        Command::Config => print!("{}", Config::default_toml()),
+    }
+    Ok(())
+}
+
+async fn offline_state(mut config: Config) -> anyhow::Result<AppState> {
+    config.projections.poll_ms = config
+        .projections
+        .poll_ms
+        .min(Duration::from_secs(1).as_millis() as u64);
+    AppState::build(config).await
+}

@@ -1,0 +1,246 @@
+//! Configuration: defaults, then an optional TOML file, then `FTL__SECTION__KEY`
+//! environment variables (e.g. `FTL__DATABASE__URL=postgres://…`).
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub store: StoreConfig,
+    pub projections: ProjectionsConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// Browser origins allowed to call the API (the frontend is a separate app).
+    pub cors_origins: Vec<String>,
+    /// HTTP worker threads (0: one per core).
+    pub workers: usize,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite:PATH` (embedded default) or `postgres://user@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+    /// SQLite `synchronous`: `full` (default: survives power loss) or `normal`.
+    pub sqlite_synchronous: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sql`: events in the database above. `kurrentdb`: events in KurrentDB
+    /// (needs the `kurrentdb` build feature), read models in the database.
+    pub backend: String,
+    pub kurrentdb_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectionsConfig {
+    /// Polling fallback when no wake-up arrives (ms).
+    pub poll_ms: u64,
+    /// How long a mutation waits for the read models to show its write (ms).
+    pub read_your_writes_timeout_ms: u64,
+    /// `/readyz` fails while any projection lags by more events than this.
+    pub ready_max_lag: u64,
+    /// Run projection runners in this process.
+    pub run: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub body_bytes: usize,
+    pub query_depth: usize,
+    pub query_complexity: usize,
+    pub page_size_max: i64,
+    pub series_keys_max: usize,
+    pub series_points_max: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info,ftl_api=debug`.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            store: StoreConfig::default(),
+            projections: ProjectionsConfig::default(),
+            limits: LimitsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            cors_origins: vec![],
+            workers: 0,
+            shutdown_timeout_s: 30,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite:./data/finetune-lab.db".into(),
+            max_connections: 16,
+            sqlite_synchronous: "full".into(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: "sql".into(),
+            kurrentdb_url: None,
+        }
+    }
+}
+
+impl Default for ProjectionsConfig {
+    fn default() -> Self {
+        Self {
+            poll_ms: 1000,
+            read_your_writes_timeout_ms: 10_000,
+            ready_max_lag: 10_000,
+            run: true,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            body_bytes: 8 * 1024 * 1024,
+            query_depth: 12,
+            query_complexity: 2000,
+            page_size_max: 200,
+            series_keys_max: 50,
+            series_points_max: 10_000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults < file (if given; it must exist) < `FTL__…` environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(figment::Error::from(format!(
+                    "config file {} not found",
+                    path.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig.merge(Env::prefixed("FTL__").split("__")).extract()
+    }
+
+    /// The default configuration as TOML: the committed `finetune-lab.example.toml`.
+    pub fn default_toml() -> String {
+        toml_string(&Config::default())
+    }
+}
+
+fn toml_string(c: &Config) -> String {
+    // figment re-exports no serializer; the shape is flat enough to write by hand
+    // from serde_json without losing anything.
+    let v = serde_json::to_value(c).unwrap_or_default();
+    let mut out = String::from(
+        "# FineTune Lab configuration (defaults). Every key can be set as FTL__SECTION__KEY.\n",
+    );
+    if let Some(sections) = v.as_object() {
+        for (section, body) in sections {
+            out.push_str(&format!("\n[{section}]\n"));
+            if let Some(kv) = body.as_object() {
+                for (k, val) in kv {
+                    if !val.is_null() {
+                        out.push_str(&format!("{k} = {val}\n"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_example_config_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../finetune-lab.example.toml");
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert_eq!(
+            committed,
+            Config::default_toml(),
+            "run `finetune-lab config > finetune-lab.example.toml`"
+        );
+    }
+
+    #[test]
+    fn file_and_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[server]\nbind = \"0.0.0.0:9\"\n[limits]\nquery_depth = 5\n",
+            )?;
+            jail.set_env("FTL__DATABASE__URL", "postgres://x@y/z");
+            let c = Config::load(Some(Path::new("c.toml")))?;
+            assert_eq!(c.server.bind, "0.0.0.0:9");
+            assert_eq!(c.limits.query_depth, 5);
+            assert_eq!(c.database.url, "postgres://x@y/z");
+            assert_eq!(c.projections.poll_ms, 1000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_fail_closed() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "[server]\nbnid = \"x\"\n")?;
+            assert!(Config::load(Some(Path::new("bad.toml"))).is_err());
+            assert!(Config::load(Some(Path::new("missing.toml"))).is_err());
+            Ok(())
+        });
+    }
+}

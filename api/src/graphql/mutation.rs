@@ -1,0 +1,290 @@
+use super::errors::{Code, command_error, domain_error, gql_error, internal};
+use super::query::parse_id;
+use super::types::*;
+use super::{caller, state};
+use crate::auth::Caller;
+use crate::state::AppState;
+use async_graphql::{Context, ID, Object};
+use chrono::Utc;
+use ftl_commands::handler::handle;
+use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent, StoreError};
+use ftl_domain::ids::{JobId, command_id_from_key, derive_event_id};
+use ftl_domain::job::{JobCommand, JobDecider, JobState, Provider};
+use ftl_domain::limits::MAX_IDEMPOTENCY_KEY_LEN;
+use ftl_domain::metrics::{MetricPoint, MetricsLogged, canonical_key, validate_points};
+use ftl_domain::project::Scope;
+use ftl_domain::{DomainError, DomainEvent};
+use ftl_projections::views::catalog;
+use uuid::Uuid;
+
+pub struct Mutation;
+
+fn metadata(c: &Caller) -> Metadata {
+    Metadata {
+        actor: Some(format!("key:{}", c.key_id)),
+        project_id: Some(c.project_id),
+        correlation_id: Some(Uuid::new_v4()),
+        ..Default::default()
+    }
+}
+
+/// The command id: derived from the client's idempotency key (scoped to the
+/// project, the operation and its target) or fresh.
+fn command_id(
+    c: &Caller,
+    op: &str,
+    target: &str,
+    key: Option<&str>,
+) -> async_graphql::Result<Uuid> {
+    match key {
+        Some(k) if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN => {
+            Err(domain_error(DomainError::invalid(
+                "idempotencyKey",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
+            )))
+        }
+        Some(k) => Ok(command_id_from_key(
+            &format!("{}/{op}/{target}", c.project_id),
+            k,
+        )),
+        None => Ok(Uuid::new_v4()),
+    }
+}
+
+fn in_project(project: ftl_domain::ProjectId) -> impl Fn(&JobState) -> Result<(), DomainError> {
+    move |s: &JobState| match &s.created {
+        Some(c) if c.project_id != project => Err(DomainError::NotFound { entity: "job" }),
+        _ => Ok(()),
+    }
+}
+
+/// Waits until the read models show `position`, then reads the job back.
+async fn job_after(
+    st: &AppState,
+    c: &Caller,
+    job: Uuid,
+    position: u64,
+) -> async_graphql::Result<Job> {
+    if !st.projections.wait_for(position, st.ryw_timeout()).await {
+        tracing::warn!(position, "read models did not catch up in time");
+    }
+    catalog::job(&st.db, c.project_id.0, job)
+        .await
+        .map_err(internal)?
+        .map(Job::from)
+        .ok_or_else(|| {
+            gql_error(
+                Code::Internal,
+                "the job is not readable yet; retry the query",
+            )
+        })
+}
+
+async fn transition(
+    ctx: &Context<'_>,
+    id: ID,
+    cmd: JobCommand,
+    op: &str,
+    key: Option<String>,
+) -> async_graphql::Result<Job> {
+    let c = caller(ctx, Scope::Write)?;
+    let st = state(ctx)?;
+    let job = JobId(parse_id(&id, "id")?);
+    let cid = command_id(c, op, &job.to_string(), key.as_deref())?;
+    let handled = handle::<JobDecider>(
+        st.store.as_ref(),
+        &job.stream(),
+        &cmd,
+        cid,
+        &metadata(c),
+        in_project(c.project_id),
+    )
+    .await
+    .map_err(command_error)?;
+    job_after(st, c, job.0, handled.position()).await
+}
+
+#[Object]
+impl Mutation {
+    /// Registers a job reported from outside (any training script). It starts
+    /// `QUEUED` and becomes `RUNNING` on `startJob` or its first metrics.
+    async fn create_job(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        config: Option<async_graphql::Json<serde_json::Value>>,
+        tags: Option<Vec<String>>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<Job> {
+        let c = caller(ctx, Scope::Write)?;
+        let st = state(ctx)?;
+        let cid = command_id(c, "createJob", "", idempotency_key.as_deref())?;
+        // With an idempotency key the job id is derived too, so a retry lands
+        // on the same stream and returns the same job.
+        let job = JobId(derive_event_id(cid, usize::MAX));
+        let cmd = JobCommand::Create {
+            job_id: job,
+            project_id: c.project_id,
+            name,
+            config: config.map(|j| j.0).unwrap_or_else(|| serde_json::json!({})),
+            tags: tags.unwrap_or_default(),
+            provider: Provider::External,
+        };
+        let handled = handle::<JobDecider>(
+            st.store.as_ref(),
+            &job.stream(),
+            &cmd,
+            cid,
+            &metadata(c),
+            |_| Ok(()),
+        )
+        .await
+        .map_err(command_error)?;
+        job_after(st, c, job.0, handled.position()).await
+    }
+
+    /// QUEUED → RUNNING.
+    async fn start_job(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<Job> {
+        transition(ctx, id, JobCommand::Start, "startJob", idempotency_key).await
+    }
+
+    /// RUNNING → SUCCEEDED.
+    async fn complete_job(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<Job> {
+        transition(
+            ctx,
+            id,
+            JobCommand::Complete,
+            "completeJob",
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// Any non-terminal status → FAILED, keeping the error message.
+    async fn fail_job(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        error: String,
+        #[graphql(default_with = "FailureReason::UserCode")] reason: FailureReason,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<Job> {
+        let cmd = JobCommand::Fail {
+            reason: reason.to_domain(),
+            message: error,
+        };
+        transition(ctx, id, cmd, "failJob", idempotency_key).await
+    }
+
+    /// Stops a job (a reported job ends at once: nothing to release).
+    async fn cancel_job(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<Job> {
+        if reason
+            .as_ref()
+            .is_some_and(|r| r.len() > ftl_domain::limits::MAX_ERROR_LEN)
+        {
+            return Err(domain_error(DomainError::limit(
+                "reason",
+                "at most 16384 bytes",
+            )));
+        }
+        transition(
+            ctx,
+            id,
+            JobCommand::Cancel { reason },
+            "cancelJob",
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// Logs up to 10,000 points in one call. NaN and ±Infinity are kept. With
+    /// an `idempotencyKey`, a retried call stores nothing twice.
+    async fn log_metrics(
+        &self,
+        ctx: &Context<'_>,
+        job_id: ID,
+        points: Vec<MetricPointInput>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<LogMetricsResult> {
+        let c = caller(ctx, Scope::Write)?;
+        let st = state(ctx)?;
+        let job = JobId(parse_id(&job_id, "jobId")?);
+        let now = Utc::now().timestamp_millis();
+        let points: Vec<MetricPoint> = points
+            .into_iter()
+            .map(|p| MetricPoint {
+                key: canonical_key(&p.key).to_string(),
+                step: p.step,
+                value: p.value.0,
+                timestamp_ms: p.timestamp.map(|t| t.timestamp_millis()).unwrap_or(now),
+            })
+            .collect();
+        validate_points(&points).map_err(domain_error)?;
+        let cid = command_id(
+            c,
+            "logMetrics",
+            &job.to_string(),
+            idempotency_key.as_deref(),
+        )?;
+        let meta = metadata(c);
+        // The lifecycle check (and a queued job's start) on the job stream...
+        let lifecycle = handle::<JobDecider>(
+            st.store.as_ref(),
+            &job.stream(),
+            &JobCommand::ReportMetrics,
+            Uuid::new_v5(&cid, b"lifecycle"),
+            &meta,
+            in_project(c.project_id),
+        )
+        .await
+        .map_err(command_error)?;
+        // ...then the batch on the job's metric stream, without a version check.
+        let n = points.len() as i32;
+        let event = DomainEvent::MetricsLogged(MetricsLogged {
+            job_id: job,
+            points,
+        });
+        let mut meta = meta;
+        meta.command_id = Some(cid);
+        let appended = st
+            .store
+            .append(
+                &job.metrics_stream(),
+                ExpectedVersion::Any,
+                vec![NewEvent::from_domain(derive_event_id(cid, 0), &event, meta)],
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::IdempotencyMismatch(_) => gql_error(
+                    Code::Conflict,
+                    "this idempotency key was already used for a different request",
+                ),
+                other => internal(other),
+            })?;
+        let position = appended.last_position.max(lifecycle.position());
+        if !st.projections.wait_for(position, st.ryw_timeout()).await {
+            tracing::warn!(position, "read models did not catch up in time");
+        }
+        Ok(LogMetricsResult {
+            accepted: n,
+            deduplicated: appended.deduplicated,
+            position: appended.last_position.to_string(),
+        })
+    }
+}

@@ -1,0 +1,217 @@
+use super::errors::{Code, gql_error, internal};
+use super::types::*;
+use super::{caller, state};
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, ID, Object};
+use ftl_commands::store::read_full_stream;
+use ftl_domain::ids::JobId;
+use ftl_domain::project::Scope;
+use ftl_projections::views::{catalog, metrics};
+use uuid::Uuid;
+
+pub struct Query;
+
+pub(crate) fn parse_id(id: &ID, what: &str) -> async_graphql::Result<Uuid> {
+    Uuid::parse_str(id.as_str()).map_err(|_| {
+        let f = what.to_string();
+        async_graphql::ErrorExtensions::extend_with(
+            async_graphql::Error::new(format!("{what} is not a valid id")),
+            move |_, e| {
+                e.set("code", Code::InvalidInput.as_str());
+                e.set("field", f.clone());
+            },
+        )
+    })
+}
+
+/// The job if it exists in the caller's project; NOT_FOUND otherwise, so
+/// another project's job ids are indistinguishable from unknown ones.
+pub(crate) async fn owned_job(
+    ctx: &Context<'_>,
+    id: Uuid,
+    needed: Scope,
+) -> async_graphql::Result<catalog::JobRow> {
+    let c = caller(ctx, needed)?;
+    let st = state(ctx)?;
+    catalog::job(&st.db, c.project_id.0, id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| gql_error(Code::NotFound, "job not found"))
+}
+
+fn decode_cursor(after: Option<String>) -> async_graphql::Result<Option<i64>> {
+    after
+        .map(|a| {
+            let n = a.strip_prefix("job:").and_then(|s| s.parse::<i64>().ok());
+            n.ok_or_else(|| gql_error(Code::InvalidInput, "malformed cursor"))
+        })
+        .transpose()
+}
+
+#[Object]
+impl Query {
+    /// The project and scope of the key making this request.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {
+        let c = caller(ctx, Scope::Read)?;
+        Ok(Me {
+            project_id: ID(c.project_id.to_string()),
+            project: c.project_name.clone(),
+            key_id: ID(c.key_id.to_string()),
+            scope: c.scope.as_str().into(),
+        })
+    }
+
+    /// One job of this project.
+    async fn job(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Job>> {
+        let id = parse_id(&id, "id")?;
+        let c = caller(ctx, Scope::Read)?;
+        let st = state(ctx)?;
+        Ok(catalog::job(&st.db, c.project_id.0, id)
+            .await
+            .map_err(internal)?
+            .map(Job::from))
+    }
+
+    /// Jobs of this project, newest first (Relay cursor pagination).
+    async fn jobs(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<JobFilter>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Job>> {
+        let c = caller(ctx, Scope::Read)?;
+        let st = state(ctx)?;
+        let max = st.config.limits.page_size_max;
+        if first < 0 || i64::from(first) > max {
+            return Err(gql_error(
+                Code::LimitExceeded,
+                format!("first must be between 0 and {max}"),
+            ));
+        }
+        let f = filter.unwrap_or_default();
+        let filter = catalog::JobFilter {
+            status: f.status.map(|s| s.to_domain().as_str().to_string()),
+            name_contains: f.name_contains,
+            tag: f.tag,
+        };
+        let has_prev = after.is_some();
+        let before = decode_cursor(after)?;
+        let mut rows = catalog::jobs(
+            &st.db,
+            c.project_id.0,
+            &filter,
+            before,
+            i64::from(first) + 1,
+        )
+        .await
+        .map_err(internal)?;
+        let has_next = rows.len() > first as usize;
+        rows.truncate(first as usize);
+        let mut conn = Connection::new(has_prev, has_next);
+        conn.edges.extend(
+            rows.into_iter()
+                .map(|r| Edge::new(format!("job:{}", r.seq), Job::from(r))),
+        );
+        Ok(conn)
+    }
+
+    /// Downsampled series: at most `maxPoints` buckets per key, each with
+    /// min/max/mean so a one-step spike survives.
+    async fn metric_series(
+        &self,
+        ctx: &Context<'_>,
+        job_id: ID,
+        keys: Vec<String>,
+        from_step: Option<i64>,
+        to_step: Option<i64>,
+        #[graphql(default = 1000)] max_points: i64,
+    ) -> async_graphql::Result<Vec<MetricSeries>> {
+        let id = parse_id(&job_id, "jobId")?;
+        let st = state(ctx)?;
+        let limits = &st.config.limits;
+        if keys.is_empty() || keys.len() > limits.series_keys_max {
+            return Err(gql_error(
+                Code::LimitExceeded,
+                format!("keys: 1 to {} keys", limits.series_keys_max),
+            ));
+        }
+        if max_points < 1 || max_points > limits.series_points_max {
+            return Err(gql_error(
+                Code::LimitExceeded,
+                format!(
+                    "maxPoints must be between 1 and {}",
+                    limits.series_points_max
+                ),
+            ));
+        }
+        owned_job(ctx, id, Scope::Read).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let s = metrics::series(&st.db, id, &key, from_step, to_step, max_points)
+                .await
+                .map_err(internal)?;
+            out.push(MetricSeries {
+                key: s.key,
+                bucket_width: s.bucket_width,
+                points: s.buckets.into_iter().map(MetricBucket::from).collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The raw event history of a job (lifecycle and metric batches) in log
+    /// order: the audit trail. `after` is a log position.
+    async fn job_events(
+        &self,
+        ctx: &Context<'_>,
+        job_id: ID,
+        #[graphql(default = 100)] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<Vec<AuditEvent>> {
+        let id = parse_id(&job_id, "jobId")?;
+        let st = state(ctx)?;
+        if first < 1 || i64::from(first) > st.config.limits.page_size_max {
+            return Err(gql_error(
+                Code::LimitExceeded,
+                format!(
+                    "first must be between 1 and {}",
+                    st.config.limits.page_size_max
+                ),
+            ));
+        }
+        owned_job(ctx, id, Scope::Read).await?;
+        let after: u64 = match after {
+            Some(a) => a
+                .parse()
+                .map_err(|_| gql_error(Code::InvalidInput, "after must be a log position"))?,
+            None => 0,
+        };
+        let job = JobId(id);
+        let mut events = read_full_stream(st.store.as_ref(), &job.stream())
+            .await
+            .map_err(internal)?;
+        events.extend(
+            read_full_stream(st.store.as_ref(), &job.metrics_stream())
+                .await
+                .map_err(internal)?,
+        );
+        events.retain(|e| e.global_position > after);
+        events.sort_by_key(|e| e.global_position);
+        events.truncate(first as usize);
+        Ok(events
+            .into_iter()
+            .map(|e| AuditEvent {
+                event_id: ID(e.event_id.to_string()),
+                position: e.global_position.to_string(),
+                stream_id: e.stream_id,
+                stream_version: e.stream_version.to_string(),
+                event_type: e.event_type,
+                schema_version: e.schema_version as i32,
+                recorded_at: e.recorded_at,
+                actor: e.metadata.actor,
+                payload: async_graphql::Json(e.payload),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,266 @@
+//! GraphQL object and input types.
+
+use super::scalars::MetricFloat;
+use super::{errors::internal, state};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, SimpleObject};
+use chrono::{DateTime, Utc};
+use ftl_projections::views::{catalog::JobRow, metrics};
+use uuid::Uuid;
+
+/// Job status (`specs/training-config.md` §6).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum JobStatus {
+    Validating,
+    Queued,
+    Provisioning,
+    Running,
+    Pausing,
+    Paused,
+    Recovering,
+    Cancelling,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub fn from_domain(s: ftl_domain::job::JobStatus) -> Self {
+        use ftl_domain::job::JobStatus as D;
+        match s {
+            D::Validating => Self::Validating,
+            D::Queued => Self::Queued,
+            D::Provisioning => Self::Provisioning,
+            D::Running => Self::Running,
+            D::Pausing => Self::Pausing,
+            D::Paused => Self::Paused,
+            D::Recovering => Self::Recovering,
+            D::Cancelling => Self::Cancelling,
+            D::Succeeded => Self::Succeeded,
+            D::Failed => Self::Failed,
+            D::Cancelled => Self::Cancelled,
+        }
+    }
+
+    pub fn to_domain(self) -> ftl_domain::job::JobStatus {
+        ftl_domain::job::JobStatus::ALL
+            .into_iter()
+            .find(|d| Self::from_domain(*d) == self)
+            .unwrap_or(ftl_domain::job::JobStatus::Queued)
+    }
+}
+
+/// `failure_reason` (spec §6).
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum FailureReason {
+    Prechecks,
+    NoResource,
+    Setup,
+    UserCode,
+    Oom,
+    DataError,
+    Lost,
+    RecoveryExhausted,
+    ProviderError,
+    Controller,
+    Timeout,
+    Internal,
+}
+
+impl FailureReason {
+    pub fn to_domain(self) -> ftl_domain::job::FailureReason {
+        use ftl_domain::job::FailureReason as D;
+        match self {
+            Self::Prechecks => D::Prechecks,
+            Self::NoResource => D::NoResource,
+            Self::Setup => D::Setup,
+            Self::UserCode => D::UserCode,
+            Self::Oom => D::Oom,
+            Self::DataError => D::DataError,
+            Self::Lost => D::Lost,
+            Self::RecoveryExhausted => D::RecoveryExhausted,
+            Self::ProviderError => D::ProviderError,
+            Self::Controller => D::Controller,
+            Self::Timeout => D::Timeout,
+            Self::Internal => D::Internal,
+        }
+    }
+}
+
+/// A training job.
+#[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
+pub struct Job {
+    pub id: ID,
+    pub name: String,
+    pub status: JobStatus,
+    /// `external` for jobs reported by any training script.
+    pub provider: String,
+    /// Hyperparameters and settings, as given at creation.
+    pub config: async_graphql::Json<serde_json::Value>,
+    pub tags: Vec<String>,
+    /// Set when the job failed (`user_code`, `oom`, …).
+    pub failure_reason: Option<String>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub uuid: Uuid,
+}
+
+impl From<JobRow> for Job {
+    fn from(r: JobRow) -> Self {
+        let status = ftl_domain::job::JobStatus::parse(&r.status)
+            .map(JobStatus::from_domain)
+            .unwrap_or(JobStatus::Queued);
+        Job {
+            id: ID(r.job_id.to_string()),
+            name: r.name,
+            status,
+            provider: r.provider,
+            config: async_graphql::Json(r.config),
+            tags: r.tags,
+            failure_reason: r.failure_reason,
+            error: r.error,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            ended_at: r.ended_at,
+            updated_at: r.updated_at,
+            uuid: r.job_id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Job {
+    /// The latest value of each metric key (by step).
+    async fn latest_metrics(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LatestMetric>> {
+        let st = state(ctx)?;
+        let rows = metrics::latest(&st.db, self.uuid).await.map_err(internal)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| LatestMetric {
+                key: r.key,
+                step: r.step,
+                value: MetricFloat(r.value),
+                timestamp_ms: r.timestamp_ms,
+            })
+            .collect())
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct LatestMetric {
+    pub key: String,
+    pub step: i64,
+    pub value: MetricFloat,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+}
+
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    /// Substring of the job name.
+    pub name_contains: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// One metric point. Keys use canonical names; known aliases (HF `loss`,
+/// OpenAI `valid_loss`, …) are mapped on ingestion.
+#[derive(InputObject, Clone, Debug)]
+pub struct MetricPointInput {
+    pub key: String,
+    /// Optimizer steps completed (≥ 0).
+    pub step: i64,
+    pub value: MetricFloat,
+    /// When it was measured; defaults to the time of the call.
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct LogMetricsResult {
+    pub accepted: i32,
+    /// True when this idempotency key had already been applied: nothing new was stored.
+    pub deduplicated: bool,
+    /// Log position of the batch.
+    pub position: String,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct MetricSeries {
+    pub key: String,
+    /// Steps per bucket (1 when points come back as logged).
+    pub bucket_width: i64,
+    pub points: Vec<MetricBucket>,
+}
+
+/// A downsampled bucket. `min` and `max` keep spikes visible.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct MetricBucket {
+    /// First step in the bucket.
+    pub step: i64,
+    pub last_step: i64,
+    pub count: i64,
+    pub nan_count: i64,
+    pub min: MetricFloat,
+    pub max: MetricFloat,
+    pub mean: MetricFloat,
+    /// The value at `lastStep`.
+    pub last: MetricFloat,
+}
+
+impl From<metrics::Bucket> for MetricBucket {
+    fn from(b: metrics::Bucket) -> Self {
+        let a = b.agg;
+        MetricBucket {
+            step: b.step,
+            last_step: b.last_step,
+            count: a.n,
+            nan_count: a.nan_n,
+            min: MetricFloat(a.min.unwrap_or(f64::NAN)),
+            max: MetricFloat(a.max.unwrap_or(f64::NAN)),
+            mean: MetricFloat(a.mean()),
+            last: MetricFloat(a.last_value),
+        }
+    }
+}
+
+/// A raw event from the log: the audit trail.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AuditEvent {
+    pub event_id: ID,
+    pub position: String,
+    pub stream_id: String,
+    pub stream_version: String,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: Option<String>,
+    pub payload: async_graphql::Json<serde_json::Value>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Me {
+    pub project_id: ID,
+    pub project: String,
+    pub key_id: ID,
+    pub scope: String,
+}
+
+/// Points pushed by the `jobMetrics` subscription.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct MetricPointBatch {
+    pub job_id: ID,
+    pub position: String,
+    pub points: Vec<MetricPointOut>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct MetricPointOut {
+    pub key: String,
+    pub step: i64,
+    pub value: MetricFloat,
+    pub timestamp_ms: i64,
+}

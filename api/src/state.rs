@@ -1,0 +1,117 @@
+//! Everything a request handler needs, built once from the configuration.
+
+use crate::config::Config;
+use crate::telemetry::{InstrumentedStore, Metrics};
+use anyhow::Context;
+use ftl_commands::Db;
+use ftl_commands::db::DbOptions;
+use ftl_commands::store::{DynStore, postgres::PostgresEventStore, sqlite::SqliteEventStore};
+use ftl_projections::Projections;
+use ftl_projections::feed::ChangeFeed;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub store: DynStore,
+    pub projections: Projections,
+    pub feed: ChangeFeed,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Connects, migrates, and prepares the read models. Fails closed: a
+    /// missing or unreachable store is an error, never a silent fallback.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let mut opts = DbOptions::new(&config.database.url);
+        opts.max_connections = config.database.max_connections;
+        opts.sqlite_synchronous = config.database.sqlite_synchronous.clone();
+        let db = Db::connect(&opts)
+            .await
+            .with_context(|| format!("connecting to {}", redact(&config.database.url)))?;
+        db.migrate().await.context("applying migrations")?;
+        let raw = open_store(&config, &db).await?;
+        let metrics = Metrics::new();
+        let store: DynStore = Arc::new(InstrumentedStore {
+            inner: raw,
+            metrics: metrics.clone(),
+        });
+        let poll = Duration::from_millis(config.projections.poll_ms.max(10));
+        let projections = Projections::standard(db.clone(), store.clone(), poll);
+        projections.ensure().await.context("creating read models")?;
+        let feed = ChangeFeed::start(store.clone(), poll)
+            .await
+            .context("starting the change feed")?;
+        Ok(Self {
+            config: Arc::new(config),
+            db,
+            store,
+            projections,
+            feed,
+            metrics,
+        })
+    }
+
+    pub fn ryw_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.projections.read_your_writes_timeout_ms)
+    }
+}
+
+async fn open_store(config: &Config, db: &Db) -> anyhow::Result<DynStore> {
+    match (config.store.backend.as_str(), db) {
+        ("sql", Db::Sqlite { write, read }) => {
+            Ok(Arc::new(SqliteEventStore::new(write.clone(), read.clone())))
+        }
+        ("sql", Db::Postgres(pool)) => Ok(Arc::new(PostgresEventStore::new(pool.clone()).await?)),
+        ("kurrentdb", _) => open_kurrent(config).await,
+        (other, _) => {
+            anyhow::bail!("unknown store.backend {other:?}: use \"sql\" or \"kurrentdb\"")
+        }
+    }
+}
+
+#[cfg(feature = "kurrentdb")]
+async fn open_kurrent(config: &Config) -> anyhow::Result<DynStore> {
+    let url = config
+        .store
+        .kurrentdb_url
+        .as_deref()
+        .context("store.kurrentdb_url is required with store.backend = \"kurrentdb\"")?;
+    Ok(Arc::new(
+        ftl_commands::store::kurrent::KurrentEventStore::connect(url).await?,
+    ))
+}
+
+#[cfg(not(feature = "kurrentdb"))]
+async fn open_kurrent(_: &Config) -> anyhow::Result<DynStore> {
+    anyhow::bail!("this build has no KurrentDB support: rebuild with `--features kurrentdb`")
+}
+
+/// Hides a password in a database URL before it reaches a log or an error.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite:./x.db"), "sqlite:./x.db");
+    }
+}

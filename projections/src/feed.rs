@@ -1,0 +1,48 @@
+//! The change feed behind GraphQL subscriptions: one tail of the global log
+//! per process, fanned out on a broadcast channel. Consumers filter what they
+//! want and wait for the read models to reach an event before re-reading.
+//! Because it tails the log rather than the runner, it works in every process
+//! whichever one runs the projections.
+
+use crate::runner::Decoded;
+use ftl_commands::store::{DynStore, subscribe_all};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+#[derive(Clone)]
+pub struct ChangeFeed {
+    tx: broadcast::Sender<Arc<Decoded>>,
+}
+
+impl ChangeFeed {
+    /// Starts tailing from the current head. Only job events are fanned out.
+    pub async fn start(store: DynStore, poll: Duration) -> Result<Self, ftl_commands::StoreError> {
+        let (tx, _) = broadcast::channel(4096);
+        let head = store.head_position().await?;
+        let sender = tx.clone();
+        tokio::spawn(async move {
+            let mut events = subscribe_all(store, head, poll);
+            while let Some(item) = events.next().await {
+                match item {
+                    Ok(e) if e.event_type.starts_with("job.") => match Decoded::from_recorded(&e) {
+                        Ok(d) => {
+                            let _ = sender.send(Arc::new(d));
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "change feed skipped an unreadable event")
+                        }
+                    },
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "change feed read failed; retrying"),
+                }
+            }
+        });
+        Ok(Self { tx })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Decoded>> {
+        self.tx.subscribe()
+    }
+}

@@ -1,0 +1,377 @@
+//! The set of projections: creating generations, running them, waiting for
+//! them (read-your-writes), reporting lag, and blue/green rebuilds.
+
+use crate::runner::{self, Projection, ProjectionError, checkpoint, suffix};
+use crate::{DbTx, execute, views};
+use chrono::Utc;
+use ftl_commands::Db;
+use ftl_commands::store::DynStore;
+use sqlx::Connection;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+#[derive(Clone)]
+pub struct Projections {
+    db: Db,
+    store: DynStore,
+    list: Arc<Vec<Arc<dyn Projection>>>,
+    progress: Arc<HashMap<&'static str, watch::Sender<u64>>>,
+    poll: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionStatus {
+    pub name: String,
+    pub generation: i64,
+    pub position: u64,
+    pub head: u64,
+}
+
+impl ProjectionStatus {
+    pub fn lag(&self) -> u64 {
+        self.head.saturating_sub(self.position)
+    }
+}
+
+fn lock_key(name: &str, generation: i64) -> i64 {
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in format!("ftl-projection:{name}:{generation}").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+impl Projections {
+    /// The projections this service runs.
+    pub fn standard(db: Db, store: DynStore, poll: Duration) -> Self {
+        let list: Vec<Arc<dyn Projection>> = vec![
+            Arc::new(views::catalog::CatalogProjection),
+            Arc::new(views::metrics::MetricsProjection),
+        ];
+        let progress = list
+            .iter()
+            .map(|p| (p.name(), watch::Sender::new(0)))
+            .collect();
+        Self {
+            db,
+            store,
+            list: Arc::new(list),
+            progress: Arc::new(progress),
+            poll,
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.list.iter().map(|p| p.name()).collect()
+    }
+
+    fn find(&self, name: &str) -> Result<Arc<dyn Projection>, ProjectionError> {
+        self.list
+            .iter()
+            .find(|p| p.name() == name)
+            .cloned()
+            .ok_or_else(|| ProjectionError::Unknown(name.into()))
+    }
+
+    pub async fn active_generation(&self, name: &str) -> Result<Option<i64>, sqlx::Error> {
+        crate::on_pool!(&self.db, |pool| {
+            sqlx::query_scalar("SELECT generation FROM projection_active WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    /// Creates generation 1 of every projection that has none (idempotent).
+    pub async fn ensure(&self) -> Result<(), ProjectionError> {
+        for p in self.list.iter() {
+            if self.active_generation(p.name()).await?.is_none() {
+                let mut tx = DbTx::begin(&self.db).await?;
+                create_generation(&mut tx, p.as_ref(), 1).await?;
+                switch_views(&mut tx, p.as_ref(), 1).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every projection until `shutdown` turns true; each stops at a
+    /// checkpoint (between transactions).
+    pub fn spawn_runners(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.list
+            .iter()
+            .map(|p| {
+                let this = self.clone();
+                let p = p.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move { this.run(p, shutdown).await })
+            })
+            .collect()
+    }
+
+    async fn run(&self, p: Arc<dyn Projection>, mut shutdown: watch::Receiver<bool>) {
+        let mut wake = self.store.wakeups();
+        let mut leader: Option<(i64, sqlx::PgConnection)> = None;
+        while !*shutdown.borrow() {
+            let generation = match self.active_generation(p.name()).await {
+                Ok(Some(g)) => g,
+                Ok(None) | Err(_) => {
+                    tokio::time::sleep(self.poll).await;
+                    continue;
+                }
+            };
+            // One active runner per projection on PostgreSQL: a session
+            // advisory lock on a dedicated connection (released if we die).
+            if let Db::Postgres(pool) = &self.db {
+                if leader.as_ref().map(|(g, _)| *g) != Some(generation) {
+                    leader = None;
+                    match try_lead(pool, p.name(), generation).await {
+                        Ok(Some(conn)) => leader = Some((generation, conn)),
+                        Ok(None) => {
+                            self.publish_from_table(&p, generation).await;
+                            wait(&mut wake, &mut shutdown, self.poll).await;
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(projection = p.name(), error = %e, "leader election failed");
+                            wait(&mut wake, &mut shutdown, self.poll).await;
+                            continue;
+                        }
+                    }
+                }
+            }
+            match runner::step(&self.db, &self.store, p.as_ref(), generation).await {
+                Ok(Some(pos)) => self.publish(p.name(), pos),
+                Ok(None) => {
+                    self.publish_from_table(&p, generation).await;
+                    wait(&mut wake, &mut shutdown, self.poll).await;
+                }
+                Err(e) => {
+                    tracing::warn!(projection = p.name(), error = %e, "projection step failed; retrying");
+                    tokio::time::sleep(self.poll).await;
+                }
+            }
+        }
+        if let Some((_, conn)) = leader {
+            let _ = conn.close().await;
+        }
+    }
+
+    fn publish(&self, name: &str, pos: u64) {
+        if let Some(tx) = self.progress.get(name) {
+            tx.send_if_modified(|h| {
+                let newer = pos > *h;
+                *h = (*h).max(pos);
+                newer
+            });
+        }
+    }
+
+    async fn publish_from_table(&self, p: &Arc<dyn Projection>, generation: i64) {
+        if let Ok(pos) = checkpoint(&self.db, p.name(), generation).await {
+            self.publish(p.name(), pos);
+        }
+    }
+
+    /// Checkpoints of the active generations.
+    async fn active_positions(&self) -> Result<Vec<u64>, sqlx::Error> {
+        let mut out = Vec::with_capacity(self.list.len());
+        for p in self.list.iter() {
+            let g = self.active_generation(p.name()).await?.unwrap_or(1);
+            out.push(checkpoint(&self.db, p.name(), g).await?);
+        }
+        Ok(out)
+    }
+
+    /// Waits until every projection has applied `position` (read-your-writes).
+    /// Returns false on timeout.
+    pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
+        if position == 0 {
+            return true;
+        }
+        let deadline = Instant::now() + timeout;
+        let mut receivers: Vec<watch::Receiver<u64>> =
+            self.progress.values().map(|s| s.subscribe()).collect();
+        loop {
+            if receivers.iter().all(|r| *r.borrow() >= position) {
+                return true;
+            }
+            // Another process may be the runner: its progress is in the table.
+            if let Ok(positions) = self.active_positions().await {
+                if positions.iter().all(|p| *p >= position) {
+                    return true;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let slice = (deadline - now).min(Duration::from_millis(50));
+            let changed =
+                futures::future::select_all(receivers.iter_mut().map(|r| Box::pin(r.changed())));
+            let _ = tokio::time::timeout(slice, changed).await;
+        }
+    }
+
+    pub async fn status(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
+        let head = self.store.head_position().await?;
+        let mut out = Vec::new();
+        for p in self.list.iter() {
+            let generation = self.active_generation(p.name()).await?.unwrap_or(0);
+            out.push(ProjectionStatus {
+                name: p.name().to_string(),
+                generation,
+                position: checkpoint(&self.db, p.name(), generation).await?,
+                head,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Applies every projection up to the current head, in this task.
+    pub async fn catch_up(&self) -> Result<(), ProjectionError> {
+        for p in self.list.iter() {
+            let g = self.active_generation(p.name()).await?.unwrap_or(1);
+            while let Some(pos) = runner::step(&self.db, &self.store, p.as_ref(), g).await? {
+                self.publish(p.name(), pos);
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the next generation of `name` beside the live one from position
+    /// 0, then re-points the views at it and drops the old tables.
+    pub async fn rebuild(&self, name: &str) -> Result<RebuildReport, ProjectionError> {
+        let p = self.find(name)?;
+        let started = Instant::now();
+        let old = self.active_generation(name).await?.unwrap_or(0);
+        let new = old + 1;
+        let mut tx = DbTx::begin(&self.db).await?;
+        drop_generation(&mut tx, p.as_ref(), new).await?;
+        create_generation(&mut tx, p.as_ref(), new).await?;
+        tx.commit().await?;
+        let mut events = 0u64;
+        let mut last = 0u64;
+        while let Some(pos) = runner::step(&self.db, &self.store, p.as_ref(), new).await? {
+            last = pos;
+            events += 1;
+        }
+        let mut tx = DbTx::begin(&self.db).await?;
+        switch_views(&mut tx, p.as_ref(), new).await?;
+        tx.commit().await?;
+        if old > 0 {
+            let mut tx = DbTx::begin(&self.db).await?;
+            drop_generation(&mut tx, p.as_ref(), old).await?;
+            tx.commit().await?;
+        }
+        Ok(RebuildReport {
+            name: name.to_string(),
+            generation: new,
+            position: last,
+            batches: events,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RebuildReport {
+    pub name: String,
+    pub generation: i64,
+    pub position: u64,
+    pub batches: u64,
+    pub elapsed: Duration,
+}
+
+async fn wait(
+    wake: &mut watch::Receiver<u64>,
+    shutdown: &mut watch::Receiver<bool>,
+    poll: Duration,
+) {
+    tokio::select! {
+        _ = wake.changed() => {}
+        _ = shutdown.changed() => {}
+        _ = tokio::time::sleep(poll) => {}
+    }
+}
+
+async fn try_lead(
+    pool: &sqlx::PgPool,
+    name: &str,
+    generation: i64,
+) -> Result<Option<sqlx::PgConnection>, sqlx::Error> {
+    let mut conn = sqlx::PgConnection::connect_with(&pool.connect_options()).await?;
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(lock_key(name, generation))
+        .fetch_one(&mut conn)
+        .await?;
+    if got {
+        Ok(Some(conn))
+    } else {
+        let _ = conn.close().await;
+        Ok(None)
+    }
+}
+
+async fn create_generation(
+    tx: &mut DbTx,
+    p: &dyn Projection,
+    generation: i64,
+) -> Result<(), sqlx::Error> {
+    tx.batch(&p.ddl(tx.is_postgres(), &suffix(generation)))
+        .await?;
+    let sql = "INSERT INTO projection_checkpoints (name, generation, position, updated_at) VALUES ($1, $2, 0, $3)
+               ON CONFLICT (name, generation) DO UPDATE SET position = 0, updated_at = excluded.updated_at";
+    execute!(tx, sql, p.name(), generation, Utc::now())?;
+    Ok(())
+}
+
+async fn drop_generation(
+    tx: &mut DbTx,
+    p: &dyn Projection,
+    generation: i64,
+) -> Result<(), sqlx::Error> {
+    let s = suffix(generation);
+    for t in p.tables() {
+        tx.batch(&format!("DROP TABLE IF EXISTS {t}{s}")).await?;
+    }
+    execute!(
+        tx,
+        "DELETE FROM projection_checkpoints WHERE name = $1 AND generation = $2",
+        p.name(),
+        generation
+    )?;
+    Ok(())
+}
+
+async fn switch_views(
+    tx: &mut DbTx,
+    p: &dyn Projection,
+    generation: i64,
+) -> Result<(), sqlx::Error> {
+    let s = suffix(generation);
+    for t in p.tables() {
+        tx.batch(&format!("DROP VIEW IF EXISTS {t}")).await?;
+        tx.batch(&format!("CREATE VIEW {t} AS SELECT * FROM {t}{s}"))
+            .await?;
+    }
+    execute!(
+        tx,
+        "INSERT INTO projection_active (name, generation) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET generation = excluded.generation",
+        p.name(),
+        generation
+    )?;
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! The projection runner: read the log from the checkpoint, apply a batch and
+//! advance the checkpoint in one transaction (compare-and-set on the old
+//! position), so each event takes effect on the read model exactly once.
+
+use crate::{DbTx, execute};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ftl_commands::Db;
+use ftl_commands::store::{DynStore, Metadata, RecordedEvent, StoreError};
+use ftl_domain::DomainEvent;
+
+/// An event decoded for a projection.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub position: u64,
+    pub stream_id: String,
+    pub recorded_at: DateTime<Utc>,
+    pub metadata: Metadata,
+    pub event: DomainEvent,
+}
+
+impl Decoded {
+    pub fn from_recorded(e: &RecordedEvent) -> Result<Self, ProjectionError> {
+        Ok(Self {
+            position: e.global_position,
+            stream_id: e.stream_id.clone(),
+            recorded_at: e.recorded_at,
+            metadata: e.metadata.clone(),
+            event: e.decode().map_err(|err| {
+                ProjectionError::Codec(format!("at position {}: {err}", e.global_position))
+            })?,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("event: {0}")]
+    Codec(String),
+    #[error("checkpoint of {0} moved under us (another runner is active)")]
+    CheckpointMoved(String),
+    #[error("unknown projection {0:?}")]
+    Unknown(String),
+}
+
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name, also the checkpoint key.
+    fn name(&self) -> &'static str;
+    /// Base names of the tables (and so the views) this projection owns.
+    fn tables(&self) -> &'static [&'static str];
+    /// DDL creating this projection's tables with the given name suffix.
+    fn ddl(&self, postgres: bool, suffix: &str) -> String;
+    /// Whether events of this type concern it (others are skipped undecoded).
+    fn handles(&self, event_type: &str) -> bool;
+    /// Applies a batch inside the runner's transaction.
+    async fn apply(
+        &self,
+        tx: &mut DbTx,
+        suffix: &str,
+        events: &[Decoded],
+    ) -> Result<(), ProjectionError>;
+}
+
+/// Events read per transaction.
+pub const BATCH: usize = 256;
+
+pub fn suffix(generation: i64) -> String {
+    format!("_g{generation}")
+}
+
+pub async fn checkpoint(db: &Db, name: &str, generation: i64) -> Result<u64, sqlx::Error> {
+    let pos: Option<i64> = crate::on_pool!(db, |pool| {
+        sqlx::query_scalar(
+            "SELECT position FROM projection_checkpoints WHERE name = $1 AND generation = $2",
+        )
+        .bind(name)
+        .bind(generation)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(pos.unwrap_or(0).max(0) as u64)
+}
+
+/// Applies one batch. Returns the new checkpoint, or `None` when caught up.
+pub async fn step(
+    db: &Db,
+    store: &DynStore,
+    projection: &dyn Projection,
+    generation: i64,
+) -> Result<Option<u64>, ProjectionError> {
+    let from = checkpoint(db, projection.name(), generation).await?;
+    let events = store.read_all(from, BATCH).await?;
+    let Some(last) = events.last().map(|e| e.global_position) else {
+        return Ok(None);
+    };
+    let decoded = events
+        .iter()
+        .filter(|e| projection.handles(&e.event_type))
+        .map(Decoded::from_recorded)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut tx = DbTx::begin(db).await?;
+    if !decoded.is_empty() {
+        projection
+            .apply(&mut tx, &suffix(generation), &decoded)
+            .await?;
+    }
+    let moved = execute!(
+        &mut tx,
+        "UPDATE projection_checkpoints SET position = $1, updated_at = $2 WHERE name = $3 AND generation = $4 AND position = $5",
+        last as i64,
+        Utc::now(),
+        projection.name(),
+        generation,
+        from as i64
+    )?;
+    if moved != 1 {
+        return Err(ProjectionError::CheckpointMoved(
+            projection.name().to_string(),
+        ));
+    }
+    tx.commit().await?;
+    Ok(Some(last))
+}

@@ -1,0 +1,529 @@
+//! Metric points, multi-resolution rollups, and the latest value per key.
+//!
+//! Every point lands in `metric_points`. Rollups keep, per (job, key, level,
+//! bucket) with buckets of 8^level steps, the count, NaN/±∞ counts, the sum
+//! of finite values, min, max and the last value. A series query picks the
+//! coarsest level finer than the requested resolution, so it reads at most
+//! ~8 × maxPoints rows whatever the series length, and min/max per bucket
+//! keep a single-step spike visible after downsampling.
+
+use super::{from_sql_f64, to_sql_f64, types, values_placeholders};
+use crate::runner::{Decoded, Projection, ProjectionError};
+use crate::{DbTx, execute};
+use async_trait::async_trait;
+use ftl_commands::Db;
+use ftl_domain::DomainEvent;
+use sqlx::Row;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+pub const LEVELS: u32 = 6;
+pub const FANOUT: i64 = 8;
+
+pub fn level_width(level: u32) -> i64 {
+    FANOUT.pow(level)
+}
+
+pub struct MetricsProjection;
+
+/// Aggregate of a set of points; merges associatively.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Agg {
+    pub n: i64,
+    pub nan_n: i64,
+    pub pinf_n: i64,
+    pub ninf_n: i64,
+    pub finite_n: i64,
+    pub sum: f64,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub min_step: i64,
+    pub max_step: i64,
+    pub last_step: i64,
+    pub last_value: f64,
+}
+
+impl Agg {
+    pub fn of(step: i64, v: f64) -> Self {
+        let finite = v.is_finite();
+        Agg {
+            n: 1,
+            nan_n: i64::from(v.is_nan()),
+            pinf_n: i64::from(v == f64::INFINITY),
+            ninf_n: i64::from(v == f64::NEG_INFINITY),
+            finite_n: i64::from(finite),
+            sum: if finite { v } else { 0.0 },
+            min: (!v.is_nan()).then_some(v),
+            max: (!v.is_nan()).then_some(v),
+            min_step: step,
+            max_step: step,
+            last_step: step,
+            last_value: v,
+        }
+    }
+
+    /// Merges `o`, which arrived later (it wins ties on `last_step`).
+    pub fn merge(&mut self, o: &Agg) {
+        self.n += o.n;
+        self.nan_n += o.nan_n;
+        self.pinf_n += o.pinf_n;
+        self.ninf_n += o.ninf_n;
+        self.finite_n += o.finite_n;
+        self.sum += o.sum;
+        self.min = match (self.min, o.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max = match (self.max, o.max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.min_step = self.min_step.min(o.min_step);
+        self.max_step = self.max_step.max(o.max_step);
+        if o.last_step >= self.last_step {
+            self.last_step = o.last_step;
+            self.last_value = o.last_value;
+        }
+    }
+
+    /// Mean of the non-NaN values: ±∞ dominate; +∞ with −∞ is NaN; all-NaN is NaN.
+    pub fn mean(&self) -> f64 {
+        match (self.pinf_n > 0, self.ninf_n > 0) {
+            (true, true) => f64::NAN,
+            (true, false) => f64::INFINITY,
+            (false, true) => f64::NEG_INFINITY,
+            _ if self.finite_n > 0 => self.sum / self.finite_n as f64,
+            _ => f64::NAN,
+        }
+    }
+}
+
+#[async_trait]
+impl Projection for MetricsProjection {
+    fn name(&self) -> &'static str {
+        "metrics"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["metric_points", "metric_rollups", "metric_latest"]
+    }
+
+    fn ddl(&self, postgres: bool, s: &str) -> String {
+        let t = types(postgres);
+        let (u, f) = (t.uuid, t.float);
+        format!(
+            "CREATE TABLE IF NOT EXISTS metric_points{s} (
+                job_id {u} NOT NULL, key TEXT NOT NULL, step BIGINT NOT NULL, value {f}, ts_ms BIGINT NOT NULL);
+             CREATE INDEX IF NOT EXISTS metric_points{s}_series ON metric_points{s} (job_id, key, step);
+             CREATE TABLE IF NOT EXISTS metric_rollups{s} (
+                job_id {u} NOT NULL, key TEXT NOT NULL, level BIGINT NOT NULL, bucket BIGINT NOT NULL,
+                n BIGINT NOT NULL, nan_n BIGINT NOT NULL, pinf_n BIGINT NOT NULL, ninf_n BIGINT NOT NULL,
+                finite_n BIGINT NOT NULL, vsum {f} NOT NULL, vmin {f}, vmax {f},
+                min_step BIGINT NOT NULL, max_step BIGINT NOT NULL, last_step BIGINT NOT NULL, last_value {f},
+                PRIMARY KEY (job_id, key, level, bucket));
+             CREATE TABLE IF NOT EXISTS metric_latest{s} (
+                job_id {u} NOT NULL, key TEXT NOT NULL, step BIGINT NOT NULL, value {f}, ts_ms BIGINT NOT NULL,
+                PRIMARY KEY (job_id, key));"
+        )
+    }
+
+    fn handles(&self, event_type: &str) -> bool {
+        event_type == "job.metrics_logged"
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut DbTx,
+        s: &str,
+        events: &[Decoded],
+    ) -> Result<(), ProjectionError> {
+        let mut rollups: HashMap<(Uuid, &str, u32, i64), Agg> = HashMap::new();
+        let mut latest: HashMap<(Uuid, &str), (i64, f64, i64)> = HashMap::new();
+        let mut rows: Vec<(Uuid, &str, i64, f64, i64)> = Vec::new();
+        for d in events {
+            let DomainEvent::MetricsLogged(m) = &d.event else {
+                continue;
+            };
+            let job = m.job_id.0;
+            for p in &m.points {
+                rows.push((job, p.key.as_str(), p.step, p.value, p.timestamp_ms));
+                let point = Agg::of(p.step, p.value);
+                for level in 1..=LEVELS {
+                    let bucket = p.step / level_width(level);
+                    rollups
+                        .entry((job, p.key.as_str(), level, bucket))
+                        .and_modify(|a| a.merge(&point))
+                        .or_insert(point);
+                }
+                let e = latest.entry((job, p.key.as_str())).or_insert((
+                    p.step,
+                    p.value,
+                    p.timestamp_ms,
+                ));
+                if p.step >= e.0 {
+                    *e = (p.step, p.value, p.timestamp_ms);
+                }
+            }
+        }
+        insert_points(tx, s, &rows).await?;
+        upsert_rollups(tx, s, &rollups).await?;
+        upsert_latest(tx, s, &latest).await?;
+        Ok(())
+    }
+}
+
+/// Rows per statement, within SQLite's 32,766 bound variables.
+const POINT_ROWS: usize = 6000;
+const ROLLUP_ROWS: usize = 2000;
+
+async fn insert_points(
+    tx: &mut DbTx,
+    s: &str,
+    rows: &[(Uuid, &str, i64, f64, i64)],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(POINT_ROWS) {
+        let sql = format!(
+            "INSERT INTO metric_points{s} (job_id, key, step, value, ts_ms) VALUES {}",
+            values_placeholders(chunk.len(), 5)
+        );
+        macro_rules! bind_all {
+            ($q:expr) => {{
+                let mut q = $q;
+                for (job, key, step, value, ts) in chunk {
+                    q = q
+                        .bind(*job)
+                        .bind(*key)
+                        .bind(*step)
+                        .bind(to_sql_f64(*value))
+                        .bind(*ts);
+                }
+                q
+            }};
+        }
+        match tx {
+            DbTx::Sqlite(t) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)))
+                .execute(&mut **t)
+                .await
+                .map(|_| ())?,
+            DbTx::Postgres(t) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)))
+                .execute(&mut **t)
+                .await
+                .map(|_| ())?,
+        };
+    }
+    Ok(())
+}
+
+async fn upsert_rollups(
+    tx: &mut DbTx,
+    s: &str,
+    rollups: &HashMap<(Uuid, &str, u32, i64), Agg>,
+) -> Result<(), sqlx::Error> {
+    let entries: Vec<(&(Uuid, &str, u32, i64), &Agg)> = rollups.iter().collect();
+    let t = format!("metric_rollups{s}");
+    let pick = |col: &str, op: &str| {
+        format!(
+            "{col} = CASE WHEN excluded.{col} IS NULL THEN {t}.{col} WHEN {t}.{col} IS NULL THEN excluded.{col}
+                     WHEN excluded.{col} {op} {t}.{col} THEN excluded.{col} ELSE {t}.{col} END"
+        )
+    };
+    let set = format!(
+        "n = {t}.n + excluded.n, nan_n = {t}.nan_n + excluded.nan_n, pinf_n = {t}.pinf_n + excluded.pinf_n,
+         ninf_n = {t}.ninf_n + excluded.ninf_n, finite_n = {t}.finite_n + excluded.finite_n,
+         vsum = {t}.vsum + excluded.vsum, {}, {},
+         min_step = CASE WHEN excluded.min_step < {t}.min_step THEN excluded.min_step ELSE {t}.min_step END,
+         max_step = CASE WHEN excluded.max_step > {t}.max_step THEN excluded.max_step ELSE {t}.max_step END,
+         last_value = CASE WHEN excluded.last_step >= {t}.last_step THEN excluded.last_value ELSE {t}.last_value END,
+         last_step = CASE WHEN excluded.last_step >= {t}.last_step THEN excluded.last_step ELSE {t}.last_step END",
+        pick("vmin", "<"),
+        pick("vmax", ">")
+    );
+    for chunk in entries.chunks(ROLLUP_ROWS) {
+        let sql = format!(
+            "INSERT INTO {t} (job_id, key, level, bucket, n, nan_n, pinf_n, ninf_n, finite_n, vsum, vmin, vmax,
+                              min_step, max_step, last_step, last_value)
+             VALUES {} ON CONFLICT (job_id, key, level, bucket) DO UPDATE SET {set}",
+            values_placeholders(chunk.len(), 16)
+        );
+        macro_rules! bind_all {
+            ($q:expr) => {{
+                let mut q = $q;
+                for ((job, key, level, bucket), a) in chunk {
+                    q = q
+                        .bind(*job)
+                        .bind(*key)
+                        .bind(i64::from(*level))
+                        .bind(*bucket)
+                        .bind(a.n)
+                        .bind(a.nan_n)
+                        .bind(a.pinf_n)
+                        .bind(a.ninf_n)
+                        .bind(a.finite_n)
+                        .bind(a.sum)
+                        .bind(a.min)
+                        .bind(a.max)
+                        .bind(a.min_step)
+                        .bind(a.max_step)
+                        .bind(a.last_step)
+                        .bind(to_sql_f64(a.last_value));
+                }
+                q
+            }};
+        }
+        match tx {
+            DbTx::Sqlite(t) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)))
+                .execute(&mut **t)
+                .await
+                .map(|_| ())?,
+            DbTx::Postgres(t) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)))
+                .execute(&mut **t)
+                .await
+                .map(|_| ())?,
+        };
+    }
+    Ok(())
+}
+
+async fn upsert_latest(
+    tx: &mut DbTx,
+    s: &str,
+    latest: &HashMap<(Uuid, &str), (i64, f64, i64)>,
+) -> Result<(), sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO metric_latest{s} (job_id, key, step, value, ts_ms) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (job_id, key) DO UPDATE SET step = excluded.step, value = excluded.value, ts_ms = excluded.ts_ms
+         WHERE excluded.step >= metric_latest{s}.step"
+    );
+    for ((job, key), (step, value, ts)) in latest {
+        execute!(tx, sql.clone(), *job, *key, *step, to_sql_f64(*value), *ts)?;
+    }
+    Ok(())
+}
+
+// ---- queries -------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestValue {
+    pub key: String,
+    pub step: i64,
+    pub value: f64,
+    pub timestamp_ms: i64,
+}
+
+pub async fn latest(db: &Db, job: Uuid) -> Result<Vec<LatestValue>, sqlx::Error> {
+    let sql = "SELECT key, step, value, ts_ms FROM metric_latest WHERE job_id = $1 ORDER BY key";
+    crate::on_pool!(db, |pool| {
+        let rows = sqlx::query(sql).bind(job).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LatestValue {
+                    key: r.try_get("key")?,
+                    step: r.try_get("step")?,
+                    value: from_sql_f64(r.try_get("value")?),
+                    timestamp_ms: r.try_get("ts_ms")?,
+                })
+            })
+            .collect()
+    })
+}
+
+/// One downsampled bucket of a series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bucket {
+    pub step: i64,
+    pub last_step: i64,
+    pub agg: Agg,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub key: String,
+    pub buckets: Vec<Bucket>,
+    /// Steps per bucket (1 when points are returned as logged).
+    pub bucket_width: i64,
+}
+
+/// The smallest bucket width, a multiple of `unit`, that splits [from, to]
+/// into at most `max_points` aligned buckets.
+pub fn bucket_width(from: i64, to: i64, max_points: i64, unit: i64) -> i64 {
+    let span = to - from + 1;
+    let mut w = ((span + max_points - 1) / max_points).max(1);
+    w = (w + unit - 1) / unit * unit;
+    while to.div_euclid(w) - from.div_euclid(w) + 1 > max_points {
+        w += unit;
+    }
+    w
+}
+
+/// The series of `key` between steps `from` and `to` (inclusive), in at most
+/// `max_points` buckets.
+pub async fn series(
+    db: &Db,
+    job: Uuid,
+    key: &str,
+    from: Option<i64>,
+    to: Option<i64>,
+    max_points: i64,
+) -> Result<Series, sqlx::Error> {
+    let max_points = max_points.max(1);
+    let empty = Series {
+        key: key.to_string(),
+        buckets: vec![],
+        bucket_width: 1,
+    };
+    let bounds_sql = "SELECT MIN(min_step), MAX(max_step) FROM metric_rollups WHERE job_id = $1 AND key = $2 AND level = $3";
+    let (lo, hi): (Option<i64>, Option<i64>) = crate::on_pool!(db, |pool| {
+        sqlx::query_as(bounds_sql)
+            .bind(job)
+            .bind(key)
+            .bind(i64::from(LEVELS))
+            .fetch_one(pool)
+            .await?
+    });
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok(empty);
+    };
+    let from = from.unwrap_or(lo).max(lo).max(0);
+    let to = to.unwrap_or(hi).min(hi);
+    if from > to {
+        return Ok(empty);
+    }
+    let raw_width = bucket_width(from, to, max_points, 1);
+    let level = (1..=LEVELS)
+        .rev()
+        .find(|l| level_width(*l) <= raw_width)
+        .unwrap_or(0);
+    let unit = if level == 0 { 1 } else { level_width(level) };
+    let width = bucket_width(from, to, max_points, unit);
+
+    let mut out: std::collections::BTreeMap<i64, Agg> = std::collections::BTreeMap::new();
+    let mut add = |step: i64, a: &Agg| {
+        out.entry(step.div_euclid(width))
+            .and_modify(|b| b.merge(a))
+            .or_insert(*a);
+    };
+    // Whole rollup buckets inside [from, to]; raw points at the ragged edges.
+    let (inner_a, inner_b) = if level == 0 {
+        (to + 1, to + 1)
+    } else {
+        let a = (from + unit - 1).div_euclid(unit) * unit;
+        let b = (to + 1).div_euclid(unit) * unit;
+        if a < b { (a, b) } else { (to + 1, to + 1) }
+    };
+    if inner_a < inner_b {
+        let sql = "SELECT bucket, n, nan_n, pinf_n, ninf_n, finite_n, vsum, vmin, vmax, min_step, max_step, last_step, last_value
+                   FROM metric_rollups WHERE job_id = $1 AND key = $2 AND level = $3 AND bucket >= $4 AND bucket < $5
+                   ORDER BY bucket";
+        crate::on_pool!(db, |pool| {
+            let rows = sqlx::query(sql)
+                .bind(job)
+                .bind(key)
+                .bind(i64::from(level))
+                .bind(inner_a / unit)
+                .bind(inner_b / unit)
+                .fetch_all(pool)
+                .await?;
+            for r in &rows {
+                let a = Agg {
+                    n: r.try_get("n")?,
+                    nan_n: r.try_get("nan_n")?,
+                    pinf_n: r.try_get("pinf_n")?,
+                    ninf_n: r.try_get("ninf_n")?,
+                    finite_n: r.try_get("finite_n")?,
+                    sum: r.try_get("vsum")?,
+                    min: r.try_get("vmin")?,
+                    max: r.try_get("vmax")?,
+                    min_step: r.try_get("min_step")?,
+                    max_step: r.try_get("max_step")?,
+                    last_step: r.try_get("last_step")?,
+                    last_value: from_sql_f64(r.try_get("last_value")?),
+                };
+                add(a.min_step, &a);
+            }
+        });
+    }
+    let raw_ranges = [(from, inner_a.min(to + 1)), (inner_b.max(from), to + 1)];
+    for (a, b) in raw_ranges {
+        if a >= b || (a == inner_a && b == inner_b) {
+            continue;
+        }
+        let sql = "SELECT step, value FROM metric_points WHERE job_id = $1 AND key = $2 AND step >= $3 AND step < $4
+                   ORDER BY step";
+        crate::on_pool!(db, |pool| {
+            let rows = sqlx::query(sql)
+                .bind(job)
+                .bind(key)
+                .bind(a)
+                .bind(b)
+                .fetch_all(pool)
+                .await?;
+            for r in &rows {
+                let step: i64 = r.try_get("step")?;
+                add(step, &Agg::of(step, from_sql_f64(r.try_get("value")?)));
+            }
+        });
+        if inner_a >= inner_b {
+            break;
+        }
+    }
+    let buckets = out
+        .into_values()
+        .map(|agg| Bucket {
+            step: agg.min_step,
+            last_step: agg.max_step,
+            agg,
+        })
+        .collect();
+    Ok(Series {
+        key: key.to_string(),
+        buckets,
+        bucket_width: width,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agg_merges_like_a_direct_computation() {
+        let values = [1.0, 5.0, f64::NAN, -2.0, 3.0];
+        let mut a = Agg::of(0, values[0]);
+        for (i, v) in values.iter().enumerate().skip(1) {
+            a.merge(&Agg::of(i as i64, *v));
+        }
+        assert_eq!((a.n, a.nan_n, a.finite_n), (5, 1, 4));
+        assert_eq!((a.min, a.max), (Some(-2.0), Some(5.0)));
+        assert_eq!(a.mean(), (1.0 + 5.0 - 2.0 + 3.0) / 4.0);
+        assert_eq!((a.last_step, a.last_value), (4, 3.0));
+    }
+
+    #[test]
+    fn agg_mean_with_infinities() {
+        let mut a = Agg::of(0, 1.0);
+        a.merge(&Agg::of(1, f64::INFINITY));
+        assert_eq!(a.mean(), f64::INFINITY);
+        a.merge(&Agg::of(2, f64::NEG_INFINITY));
+        assert!(a.mean().is_nan());
+        assert!(Agg::of(0, f64::NAN).mean().is_nan());
+        assert_eq!(Agg::of(0, f64::NAN).min, None);
+    }
+
+    #[test]
+    fn bucket_width_respects_max_points_and_alignment() {
+        for (from, to, m, unit) in [
+            (0, 999_999, 1000, 512),
+            (3, 10, 1000, 1),
+            (17, 100_003, 7, 64),
+            (0, 0, 1, 1),
+        ] {
+            let w = bucket_width(from, to, m, unit);
+            assert_eq!(w % unit, 0);
+            assert!(
+                to / w - from / w + 1 <= m,
+                "{from}..{to} in {m} with width {w}"
+            );
+        }
+        assert_eq!(bucket_width(0, 9, 10, 1), 1);
+    }
+}
