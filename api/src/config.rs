@@ -8,6 +8,7 @@ use std::path::Path;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
+#[derive(Default)]
 pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
@@ -82,19 +83,6 @@ pub struct LogConfig {
     pub level: String,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            database: DatabaseConfig::default(),
-            store: StoreConfig::default(),
-            projections: ProjectionsConfig::default(),
-            limits: LimitsConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -160,18 +148,20 @@ impl Default for LogConfig {
 
 impl Config {
     /// Defaults < file (if given; it must exist) < `FTL__…` environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, figment::Error> {
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(figment::Error::from(format!(
+                return Err(Box::new(figment::Error::from(format!(
                     "config file {} not found",
                     path.display()
-                )));
+                ))));
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig.merge(Env::prefixed("FTL__").split("__")).extract()
+        fig.merge(Env::prefixed("FTL__").split("__"))
+            .extract()
+            .map_err(Box::new)
     }
 
     /// The default configuration as TOML: the committed `finetune-lab.example.toml`.
@@ -203,6 +193,7 @@ fn toml_string(c: &Config) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -225,7 +216,7 @@ mod tests {
                 "[server]\nbind = \"0.0.0.0:9\"\n[limits]\nquery_depth = 5\n",
             )?;
             jail.set_env("FTL__DATABASE__URL", "postgres://x@y/z");
-            let c = Config::load(Some(Path::new("c.toml")))?;
+            let c = Config::load(Some(Path::new("c.toml"))).map_err(|e| *e)?;
             assert_eq!(c.server.bind, "0.0.0.0:9");
             assert_eq!(c.limits.query_depth, 5);
             assert_eq!(c.database.url, "postgres://x@y/z");

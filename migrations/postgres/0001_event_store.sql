@@ -23,7 +23,7 @@ CREATE TABLE streams (
 
 CREATE TABLE projection_checkpoints (
     name       TEXT        NOT NULL,
-    generation INTEGER     NOT NULL,
+    generation BIGINT      NOT NULL,
     position   BIGINT      NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (name, generation)
@@ -31,5 +31,5 @@ CREATE TABLE projection_checkpoints (
 
 CREATE TABLE projection_active (
     name       TEXT    PRIMARY KEY,
-    generation INTEGER NOT NULL
+    generation BIGINT  NOT NULL
 );

@@ -126,28 +126,33 @@ impl Projections {
         while !*shutdown.borrow() {
             let generation = match self.active_generation(p.name()).await {
                 Ok(Some(g)) => g,
-                Ok(None) | Err(_) => {
+                Ok(None) => {
+                    tokio::time::sleep(self.poll).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(projection = p.name(), error = %e, "cannot read the active generation");
                     tokio::time::sleep(self.poll).await;
                     continue;
                 }
             };
             // One active runner per projection on PostgreSQL: a session
             // advisory lock on a dedicated connection (released if we die).
-            if let Db::Postgres(pool) = &self.db {
-                if leader.as_ref().map(|(g, _)| *g) != Some(generation) {
-                    leader = None;
-                    match try_lead(pool, p.name(), generation).await {
-                        Ok(Some(conn)) => leader = Some((generation, conn)),
-                        Ok(None) => {
-                            self.publish_from_table(&p, generation).await;
-                            wait(&mut wake, &mut shutdown, self.poll).await;
-                            continue;
-                        }
-                        Err(e) => {
-                            tracing::warn!(projection = p.name(), error = %e, "leader election failed");
-                            wait(&mut wake, &mut shutdown, self.poll).await;
-                            continue;
-                        }
+            if let Db::Postgres(pool) = &self.db
+                && leader.as_ref().map(|(g, _)| *g) != Some(generation)
+            {
+                leader = None;
+                match try_lead(pool, p.name(), generation).await {
+                    Ok(Some(conn)) => leader = Some((generation, conn)),
+                    Ok(None) => {
+                        self.publish_from_table(&p, generation).await;
+                        wait(&mut wake, &mut shutdown, self.poll).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(projection = p.name(), error = %e, "leader election failed");
+                        wait(&mut wake, &mut shutdown, self.poll).await;
+                        continue;
                     }
                 }
             }
@@ -208,10 +213,10 @@ impl Projections {
                 return true;
             }
             // Another process may be the runner: its progress is in the table.
-            if let Ok(positions) = self.active_positions().await {
-                if positions.iter().all(|p| *p >= position) {
-                    return true;
-                }
+            if let Ok(positions) = self.active_positions().await
+                && positions.iter().all(|p| *p >= position)
+            {
+                return true;
             }
             let now = Instant::now();
             if now >= deadline {

@@ -152,9 +152,9 @@ impl EventStore for KurrentEventStore {
         let data = events
             .iter()
             .map(|e| {
-                Ok(EventData::json(e.event_type.clone(), &e.payload)?
+                EventData::json(e.event_type.clone(), &e.payload)?
                     .id(e.event_id)
-                    .metadata_as_json(&encode_meta(e))?)
+                    .metadata_as_json(&encode_meta(e))
             })
             .collect::<Result<Vec<_>, serde_json::Error>>()?;
         let options = AppendToStreamOptions::default().stream_state(stream_state(expected));

@@ -14,6 +14,7 @@ pub struct SqliteEventStore {
 /// Columns bound per event row; SQLite allows 32,766 variables per statement.
 const COLS: usize = 8;
 const ROWS_PER_INSERT: usize = 4000;
+const _: () = assert!(COLS * ROWS_PER_INSERT < 32_766);
 
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::from(
@@ -160,7 +161,6 @@ impl EventStore for SqliteEventStore {
             }
             last_rowid = q.execute(&mut *tx).await?.last_insert_rowid();
         }
-        debug_assert!(COLS * ROWS_PER_INSERT < 32_766);
         tx.commit().await?;
         let last = to_u64(last_rowid);
         self.wake.send_if_modified(|h| {

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The one test command: format check, clippy (warnings denied), every test on
+# SQLite and PostgreSQL, with the KurrentDB backend compiled in (its contract
+# suite runs when FTL_TEST_KURRENTDB_URL names a server).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FEATURES="ftl-api/kurrentdb,ftl-tests/kurrentdb"
+export FTL_TEST_PG_URL="${FTL_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+# PostgreSQL must be up: start the local cluster if it is installed but stopped.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+fi
+pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not reachable at 127.0.0.1:5432" >&2; exit 1; }
+
+drop_test_dbs() {
+  psql "$FTL_TEST_PG_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'ftl_t_%'" 2>/dev/null |
+    while read -r db; do psql "$FTL_TEST_PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+  rm -rf "${TMPDIR:-/tmp}/ftl-tests"
+}
+drop_test_dbs
+trap drop_test_dbs EXIT
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked --features "$FEATURES" -- -D warnings
+echo "== cargo test (SQLite and PostgreSQL)"
+cargo test --workspace --locked --features "$FEATURES"

@@ -1,0 +1,715 @@
+//! End-to-end: a real server on an ephemeral port, driven over HTTP and
+//! WebSocket exactly as the frontend or a training script would.
+
+use ftl_api::config::Config;
+use ftl_domain::project::Scope;
+use ftl_tests::Backend;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+struct TestServer {
+    base: String,
+    state: ftl_api::AppState,
+    http: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestServer {
+    async fn start(backend: Backend) -> Self {
+        let mut config = Config::default();
+        config.server.bind = "127.0.0.1:0".into();
+        config.server.workers = 2;
+        config.database.url = backend.fresh_url().await.unwrap();
+        config.database.sqlite_synchronous = "normal".into();
+        config.projections.poll_ms = 100;
+        config.limits.body_bytes = 4 * 1024 * 1024;
+        let server = ftl_api::build_server(config).await.unwrap();
+        let base = format!("http://127.0.0.1:{}", server.port);
+        let state = server.state.clone();
+        let handle = server.handle();
+        tokio::spawn(server.run_until_stopped());
+        TestServer {
+            base,
+            state,
+            http: reqwest::Client::new(),
+            handle,
+        }
+    }
+
+    async fn key(&self, project: &str, scope: Scope) -> String {
+        let k =
+            ftl_api::auth::create_key(self.state.store.as_ref(), project, "test", scope, "test")
+                .await
+                .unwrap();
+        assert!(
+            self.state
+                .projections
+                .wait_for(k.position, Duration::from_secs(10))
+                .await
+        );
+        k.secret
+    }
+
+    async fn gql(&self, key: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let res = req.send().await.unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+
+    /// Data of a successful call; panics with the errors otherwise.
+    async fn ok(&self, key: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.gql(Some(key), query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// The `extensions.code` of the first error.
+    async fn code(&self, key: Option<&str>, query: &str, variables: Value) -> String {
+        let (_, body) = self.gql(key, query, variables).await;
+        body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {body}"))
+            .to_string()
+    }
+
+    async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+const CREATE: &str = "mutation($n: String!, $t: [String!]) { createJob(name: $n, config: {lr: 0.001, epochs: 3}, tags: $t) { id status name tags config } }";
+const LOG: &str = "mutation($j: ID!, $p: [MetricPointInput!]!, $k: String) { logMetrics(jobId: $j, points: $p, idempotencyKey: $k) { accepted deduplicated position } }";
+const SERIES: &str = "query($j: ID!, $k: [String!]!, $m: Int!, $f: Int, $t: Int) { metricSeries(jobId: $j, keys: $k, maxPoints: $m, fromStep: $f, toStep: $t) { key bucketWidth points { step lastStep count nanCount min max mean last } } }";
+
+async fn create_job(s: &TestServer, key: &str, name: &str) -> String {
+    let d = s.ok(key, CREATE, json!({ "n": name, "t": ["sft"] })).await;
+    d["createJob"]["id"].as_str().unwrap().to_string()
+}
+
+fn points(key: &str, steps: std::ops::Range<i64>, f: impl Fn(i64) -> Value) -> Value {
+    Value::Array(
+        steps
+            .map(|s| json!({ "key": key, "step": s, "value": f(s) }))
+            .collect(),
+    )
+}
+
+async fn job_lifecycle_and_metrics(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let key = s.key("team-a", Scope::Write).await;
+    let job = create_job(&s, &key, "llama-sft").await;
+    let d = s
+        .ok(
+            &key,
+            "query($id: ID!) { job(id: $id) { status name tags config } }",
+            json!({ "id": job }),
+        )
+        .await;
+    assert_eq!(d["job"]["status"], "QUEUED");
+    assert_eq!(d["job"]["config"], json!({ "lr": 0.001, "epochs": 3 }));
+
+    // First metrics start a queued job. NaN and infinities are kept.
+    let special = json!([
+        { "key": "loss", "step": 0, "value": 2.5 },
+        { "key": "eval_loss", "step": 0, "value": "NaN" },
+        { "key": "grad_norm", "step": 0, "value": "Infinity" },
+        { "key": "grad_norm", "step": 1, "value": "-Infinity" },
+    ]);
+    let r = s.ok(&key, LOG, json!({ "j": job, "p": special })).await;
+    assert_eq!(r["logMetrics"]["accepted"], 4);
+    let d = s
+        .ok(
+            &key,
+            "query($id: ID!) { job(id: $id) { status latestMetrics { key step value } } }",
+            json!({ "id": job }),
+        )
+        .await;
+    assert_eq!(d["job"]["status"], "RUNNING");
+    let latest = &d["job"]["latestMetrics"];
+    // `loss` was stored under its canonical name.
+    assert_eq!(
+        latest,
+        &json!([
+            { "key": "eval_loss", "step": 0, "value": "NaN" },
+            { "key": "grad_norm", "step": 1, "value": "-Infinity" },
+            { "key": "train_loss", "step": 0, "value": 2.5 },
+        ])
+    );
+
+    // 10,000 steps of a smooth curve with one spike, downsampled to 100 buckets.
+    let curve = |step: i64| {
+        if step == 4321 {
+            1000.0
+        } else {
+            1.0 / (1.0 + step as f64)
+        }
+    };
+    for chunk in 0..2 {
+        let range = (chunk * 5000 + 1)..(chunk * 5000 + 5001).min(10_000);
+        let p = points("train_loss", range, |st| json!(curve(st)));
+        s.ok(&key, LOG, json!({ "j": job, "p": p })).await;
+    }
+    let d = s
+        .ok(
+            &key,
+            SERIES,
+            json!({ "j": job, "k": ["train_loss"], "m": 100 }),
+        )
+        .await;
+    let series = &d["metricSeries"][0];
+    let buckets = series["points"].as_array().unwrap();
+    assert!(
+        buckets.len() <= 100 && buckets.len() >= 50,
+        "{} buckets",
+        buckets.len()
+    );
+    let total: i64 = buckets.iter().map(|b| b["count"].as_i64().unwrap()).sum();
+    assert_eq!(
+        total, 10_000,
+        "every point counted once (step 0 from the first batch)"
+    );
+    let spike = buckets
+        .iter()
+        .find(|b| b["step"].as_i64().unwrap() <= 4321 && b["lastStep"].as_i64().unwrap() >= 4321)
+        .unwrap();
+    assert_eq!(spike["max"], 1000.0, "the spike survives downsampling");
+    // Each bucket's mean equals the mean computed here from the same steps.
+    for b in buckets {
+        let (a, z) = (b["step"].as_i64().unwrap(), b["lastStep"].as_i64().unwrap());
+        let vals: Vec<f64> = (a..=z)
+            .map(|st| if st == 0 { 2.5 } else { curve(st) })
+            .collect();
+        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+        assert_eq!(b["count"].as_i64().unwrap(), vals.len() as i64);
+        assert!((b["mean"].as_f64().unwrap() - mean).abs() < 1e-9 * mean.abs().max(1.0));
+        assert_eq!(
+            b["min"].as_f64().unwrap(),
+            vals.iter().cloned().fold(f64::INFINITY, f64::min)
+        );
+    }
+    // A small window comes back point by point.
+    let d = s
+        .ok(
+            &key,
+            SERIES,
+            json!({ "j": job, "k": ["train_loss"], "m": 1000, "f": 4320, "t": 4322 }),
+        )
+        .await;
+    let pts = d["metricSeries"][0]["points"].as_array().unwrap().clone();
+    assert_eq!(
+        pts.iter()
+            .map(|p| p["last"].as_f64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![curve(4320), 1000.0, curve(4322)]
+    );
+
+    let d = s
+        .ok(
+            &key,
+            "mutation($id: ID!) { completeJob(id: $id) { status endedAt } }",
+            json!({ "id": job }),
+        )
+        .await;
+    assert_eq!(d["completeJob"]["status"], "SUCCEEDED");
+    // No metrics after a terminal state, and no completing twice.
+    let p = points("train_loss", 10_001..10_002, |_| json!(0.1));
+    assert_eq!(
+        s.code(Some(&key), LOG, json!({ "j": job, "p": p })).await,
+        "CONFLICT"
+    );
+    assert_eq!(
+        s.code(
+            Some(&key),
+            "mutation($id: ID!) { cancelJob(id: $id) { status } }",
+            json!({ "id": job })
+        )
+        .await,
+        "CONFLICT"
+    );
+
+    // The audit trail: every lifecycle event and metric batch, in log order.
+    let d = s
+        .ok(
+            &key,
+            "query($id: ID!) { jobEvents(jobId: $id) { eventType position actor } }",
+            json!({ "id": job }),
+        )
+        .await;
+    let types: Vec<&str> = d["jobEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "job.created",
+            "job.started",
+            "job.metrics_logged",
+            "job.metrics_logged",
+            "job.metrics_logged",
+            "job.succeeded"
+        ]
+    );
+    assert!(
+        d["jobEvents"][0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("key:")
+    );
+
+    // A rebuilt read model equals the incrementally built one.
+    let before = snapshot(&s.state.db).await;
+    for name in ["catalog", "metrics"] {
+        s.state.projections.rebuild(name).await.unwrap();
+    }
+    assert_eq!(snapshot(&s.state.db).await, before);
+    let d = s
+        .ok(
+            &key,
+            SERIES,
+            json!({ "j": job, "k": ["train_loss"], "m": 100 }),
+        )
+        .await;
+    assert_eq!(&d["metricSeries"][0], series);
+    s.stop().await;
+}
+
+/// Every read-model row, in a canonical order, each column as text.
+async fn snapshot(db: &ftl_commands::Db) -> Vec<String> {
+    let tables = [
+        (
+            "jobs",
+            "job_id, project_id, name, status, config, tags, failure_reason, error, seq",
+            "seq",
+        ),
+        (
+            "metric_points",
+            "job_id, key, step, value, ts_ms",
+            "job_id, key, step, ts_ms",
+        ),
+        (
+            "metric_rollups",
+            "job_id, key, level, bucket, n, nan_n, pinf_n, ninf_n, finite_n, vsum, vmin, vmax, min_step, max_step, last_step, last_value",
+            "job_id, key, level, bucket",
+        ),
+        (
+            "metric_latest",
+            "job_id, key, step, value, ts_ms",
+            "job_id, key",
+        ),
+        (
+            "api_keys",
+            "key_id, project_id, name, scope, secret_sha256, prefix",
+            "key_id",
+        ),
+        ("projects", "project_id, name", "project_id"),
+    ];
+    let mut out = Vec::new();
+    for (table, cols, order) in tables {
+        // SQLite's quote() renders blobs (uuids) as hex and floats exactly.
+        let as_text = |c: &str| match db {
+            ftl_commands::Db::Sqlite { .. } => format!("quote({c})"),
+            ftl_commands::Db::Postgres(_) => format!("COALESCE(CAST({c} AS TEXT), 'NULL')"),
+        };
+        let text = cols
+            .split(", ")
+            .map(as_text)
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let q = format!("SELECT {text} FROM {table} ORDER BY {order}");
+        let rows: Vec<String> = ftl_projections::on_pool!(db, |pool| sqlx::query_scalar(
+            sqlx::AssertSqlSafe(q.clone())
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap());
+        assert!(
+            !rows.is_empty(),
+            "{table} is empty: the snapshot would prove nothing"
+        );
+        out.push(format!("{table}: {} rows", rows.len()));
+        out.extend(rows);
+    }
+    out
+}
+
+async fn authentication_and_project_isolation(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let a = s.key("team-a", Scope::Write).await;
+    let b = s.key("team-b", Scope::Write).await;
+    let a_read = s.key("team-a", Scope::Read).await;
+    let job = create_job(&s, &a, "private").await;
+
+    assert_eq!(
+        s.code(None, "{ me { project } }", json!({})).await,
+        "UNAUTHENTICATED"
+    );
+    let (status, _) = s
+        .gql(Some("ftl_not-a-real-key"), "{ me { project } }", json!({}))
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        s.code(Some("ftl_not-a-real-key"), "{ me { project } }", json!({}))
+            .await,
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        s.ok(&a, "{ me { project scope } }", json!({})).await["me"],
+        json!({ "project": "team-a", "scope": "write" })
+    );
+
+    // A read key reads but cannot write.
+    assert_eq!(
+        s.ok(
+            &a_read,
+            "query($id: ID!) { job(id: $id) { name } }",
+            json!({ "id": job })
+        )
+        .await["job"]["name"],
+        "private"
+    );
+    assert_eq!(
+        s.code(Some(&a_read), CREATE, json!({ "n": "x" })).await,
+        "FORBIDDEN"
+    );
+
+    // Another project sees nothing and changes nothing.
+    assert_eq!(
+        s.ok(
+            &b,
+            "query($id: ID!) { job(id: $id) { name } }",
+            json!({ "id": job })
+        )
+        .await["job"],
+        Value::Null
+    );
+    assert_eq!(
+        s.ok(&b, "{ jobs { edges { node { id } } } }", json!({}))
+            .await["jobs"]["edges"],
+        json!([])
+    );
+    assert_eq!(
+        s.code(
+            Some(&b),
+            "mutation($id: ID!) { startJob(id: $id) { status } }",
+            json!({ "id": job })
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    let p = points("loss", 0..1, |_| json!(1.0));
+    assert_eq!(
+        s.code(Some(&b), LOG, json!({ "j": job, "p": p })).await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        s.code(
+            Some(&b),
+            SERIES,
+            json!({ "j": job, "k": ["loss"], "m": 10 })
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        s.code(
+            Some(&b),
+            "query($id: ID!) { jobEvents(jobId: $id) { eventType } }",
+            json!({ "id": job })
+        )
+        .await,
+        "NOT_FOUND"
+    );
+    let d = s
+        .ok(
+            &a,
+            "query($id: ID!) { job(id: $id) { status } }",
+            json!({ "id": job }),
+        )
+        .await;
+    assert_eq!(
+        d["job"]["status"], "QUEUED",
+        "the refused writes changed nothing"
+    );
+
+    // Subscriptions: no key, a bad key, or another project's job are refused.
+    let ws = ws_url(&s);
+    assert!(subscribe(&ws, None, &job).await.is_err());
+    assert!(subscribe(&ws, Some("ftl_bogus"), &job).await.is_err());
+    let err = subscribe(&ws, Some(&b), &job).await.unwrap_err();
+    assert!(
+        err.contains("NOT_FOUND") || err.contains("not found"),
+        "{err}"
+    );
+    s.stop().await;
+}
+
+fn ws_url(s: &TestServer) -> String {
+    format!("{}/graphql", s.base.replace("http://", "ws://"))
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a graphql-transport-ws subscription to `jobMetrics`; Err with the
+/// server's words when it is refused.
+async fn subscribe(url: &str, key: Option<&str>, job: &str) -> Result<Ws, String> {
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .map_err(|e| e.to_string())?;
+    let init = match key {
+        Some(k) => {
+            json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {k}") } })
+        }
+        None => json!({ "type": "connection_init", "payload": {} }),
+    };
+    ws.send(Message::text(init.to_string()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let ack = next_json(&mut ws).await?;
+    if ack["type"] != "connection_ack" {
+        return Err(ack.to_string());
+    }
+    let q =
+        "subscription($j: ID!) { jobMetrics(jobId: $j) { position points { key step value } } }";
+    ws.send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": { "query": q, "variables": { "j": job } } }).to_string()))
+        .await
+        .map_err(|e| e.to_string())?;
+    // A refused subscription answers at once with an error.
+    match tokio::time::timeout(Duration::from_millis(1500), next_json(&mut ws)).await {
+        Ok(Ok(m)) if m["type"] == "error" => Err(m.to_string()),
+        Ok(Ok(m)) => Err(format!("unexpected message before any data: {m}")),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(ws),
+    }
+}
+
+async fn next_json(ws: &mut Ws) -> Result<Value, String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => {
+                return serde_json::from_str(&t).map_err(|e| e.to_string());
+            }
+            Some(Ok(Message::Close(c))) => return Err(format!("closed: {c:?}")),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("connection ended".into()),
+        }
+    }
+}
+
+async fn live_subscriptions(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let key = s.key("team-live", Scope::Read).await;
+    let writer = s.key("team-live", Scope::Write).await;
+    let job = create_job(&s, &writer, "live").await;
+    let mut ws = subscribe(&ws_url(&s), Some(&key), &job).await.unwrap();
+    let p = json!([{ "key": "train_loss", "step": 7, "value": 0.5 }, { "key": "lr", "step": 7, "value": "NaN" }]);
+    s.ok(&writer, LOG, json!({ "j": job, "p": p })).await;
+    let msg = tokio::time::timeout(Duration::from_secs(10), next_json(&mut ws))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(msg["type"], "next", "{msg}");
+    assert_eq!(
+        msg["payload"]["data"]["jobMetrics"]["points"],
+        json!([
+            { "key": "train_loss", "step": 7, "value": 0.5 },
+            { "key": "lr", "step": 7, "value": "NaN" },
+        ])
+    );
+    s.stop().await;
+}
+
+async fn idempotency_pagination_and_limits(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let key = s.key("team-c", Scope::Write).await;
+    let job = create_job(&s, &key, "retry").await;
+    let p = points("train_loss", 0..100, |st| json!(st as f64));
+    let first = s
+        .ok(&key, LOG, json!({ "j": job, "p": p, "k": "batch-1" }))
+        .await;
+    let again = s
+        .ok(&key, LOG, json!({ "j": job, "p": p, "k": "batch-1" }))
+        .await;
+    assert_eq!(first["logMetrics"]["deduplicated"], false);
+    assert_eq!(again["logMetrics"]["deduplicated"], true);
+    assert_eq!(
+        again["logMetrics"]["position"],
+        first["logMetrics"]["position"]
+    );
+    let d = s
+        .ok(
+            &key,
+            SERIES,
+            json!({ "j": job, "k": ["train_loss"], "m": 1 }),
+        )
+        .await;
+    assert_eq!(
+        d["metricSeries"][0]["points"][0]["count"], 100,
+        "a retried batch is stored once"
+    );
+
+    // Cursor pagination: 5 more jobs, pages of 2, newest first, no repeats.
+    for i in 0..5 {
+        create_job(&s, &key, &format!("page-{i}")).await;
+    }
+    let q = "query($a: String) { jobs(first: 2, after: $a) { edges { cursor node { name } } pageInfo { hasNextPage endCursor } } }";
+    let mut names = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let d = s.ok(&key, q, json!({ "a": after })).await;
+        names.extend(
+            d["jobs"]["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["name"].as_str().unwrap().to_string()),
+        );
+        if d["jobs"]["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = d["jobs"]["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(
+        names,
+        ["page-4", "page-3", "page-2", "page-1", "page-0", "retry"]
+    );
+    let d = s
+        .ok(
+            &key,
+            "{ jobs(filter: {status: RUNNING}) { edges { node { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(d["jobs"]["edges"], json!([{ "node": { "name": "retry" } }]));
+
+    // Limits, each with its code.
+    let too_many = points("x", 0..10_001, |_| json!(1.0));
+    assert_eq!(
+        s.code(Some(&key), LOG, json!({ "j": job, "p": too_many }))
+            .await,
+        "LIMIT_EXCEEDED"
+    );
+    let bad_step = json!([{ "key": "x", "step": -1, "value": 1.0 }]);
+    assert_eq!(
+        s.code(Some(&key), LOG, json!({ "j": job, "p": bad_step }))
+            .await,
+        "INVALID_INPUT"
+    );
+    let long_key = json!([{ "key": "k".repeat(251), "step": 1, "value": 1.0 }]);
+    assert_eq!(
+        s.code(Some(&key), LOG, json!({ "j": job, "p": long_key }))
+            .await,
+        "INVALID_INPUT"
+    );
+    assert_eq!(
+        s.code(Some(&key), CREATE, json!({ "n": "n".repeat(300) }))
+            .await,
+        "LIMIT_EXCEEDED"
+    );
+    assert_eq!(
+        s.code(
+            Some(&key),
+            "{ jobs(first: 100000) { edges { cursor } } }",
+            json!({})
+        )
+        .await,
+        "LIMIT_EXCEEDED"
+    );
+    assert_eq!(
+        s.code(
+            Some(&key),
+            SERIES,
+            json!({ "j": job, "k": ["a"], "m": 1_000_000 })
+        )
+        .await,
+        "LIMIT_EXCEEDED"
+    );
+    let huge = "x".repeat(5 * 1024 * 1024);
+    let (status, body) = s.gql(Some(&key), CREATE, json!({ "n": huge })).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "LIMIT_EXCEEDED");
+    let deep = format!(
+        "{{ {}__typename{} }}",
+        "jobs { edges { node { ".repeat(5),
+        " } } }".repeat(5)
+    );
+    let (_, body) = s.gql(Some(&key), &deep, json!({})).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("nested too deep"),
+        "{body}"
+    );
+    // Nothing accepted earlier was lost by the refused calls.
+    let d = s
+        .ok(
+            &key,
+            SERIES,
+            json!({ "j": job, "k": ["train_loss"], "m": 1 }),
+        )
+        .await;
+    assert_eq!(d["metricSeries"][0]["points"][0]["count"], 100);
+
+    // Health, readiness and metrics.
+    let r = s
+        .http
+        .get(format!("{}/readyz", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let m = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("ftl_events_appended_total"), "{m}");
+    assert!(
+        m.contains("ftl_projection_lag_events{projection=\"metrics\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("ftl_http_request_duration_seconds_bucket"),
+        "{m}"
+    );
+    s.stop().await;
+}
+
+macro_rules! e2e {
+    ($($name:ident),*) => {
+        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Sqlite).await } )* }
+        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Postgres).await } )* }
+    };
+}
+
+e2e!(
+    job_lifecycle_and_metrics,
+    authentication_and_project_isolation,
+    live_subscriptions,
+    idempotency_pagination_and_limits
+);
