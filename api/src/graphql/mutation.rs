@@ -180,7 +180,7 @@ impl Mutation {
         idempotency_key: Option<String>,
     ) -> async_graphql::Result<Job> {
         let cmd = JobCommand::Fail {
-            reason: reason.to_domain(),
+            reason: reason.into(),
             message: error,
         };
         transition(ctx, id, cmd, "failJob", idempotency_key).await

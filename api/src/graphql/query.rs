@@ -91,7 +91,9 @@ impl Query {
         }
         let f = filter.unwrap_or_default();
         let filter = catalog::JobFilter {
-            status: f.status.map(|s| s.to_domain().as_str().to_string()),
+            status: f
+                .status
+                .map(|s| ftl_domain::job::JobStatus::from(s).as_str().to_string()),
             name_contains: f.name_contains,
             tag: f.tag,
         };

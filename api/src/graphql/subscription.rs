@@ -30,7 +30,7 @@ impl Subscription {
                 let DomainEvent::Job(e) = &d.event else {
                     return None;
                 };
-                if job_of(e) != id {
+                if e.job_id().0 != id {
                     return None;
                 }
                 st.projections.wait_for(d.position, st.ryw_timeout()).await;
@@ -91,16 +91,5 @@ impl Subscription {
                 }
             }),
         )
-    }
-}
-
-fn job_of(e: &ftl_domain::job::JobEvent) -> uuid::Uuid {
-    use ftl_domain::job::JobEvent::*;
-    match e {
-        Created(x) => x.job_id.0,
-        Started(x) => x.job_id.0,
-        Succeeded(x) => x.job_id.0,
-        Failed(x) => x.job_id.0,
-        Cancelled(x) => x.job_id.0,
     }
 }

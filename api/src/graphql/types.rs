@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 /// Job status (`specs/training-config.md` §6).
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "ftl_domain::job::JobStatus")]
 pub enum JobStatus {
     Validating,
     Queued,
@@ -23,34 +24,9 @@ pub enum JobStatus {
     Cancelled,
 }
 
-impl JobStatus {
-    pub fn from_domain(s: ftl_domain::job::JobStatus) -> Self {
-        use ftl_domain::job::JobStatus as D;
-        match s {
-            D::Validating => Self::Validating,
-            D::Queued => Self::Queued,
-            D::Provisioning => Self::Provisioning,
-            D::Running => Self::Running,
-            D::Pausing => Self::Pausing,
-            D::Paused => Self::Paused,
-            D::Recovering => Self::Recovering,
-            D::Cancelling => Self::Cancelling,
-            D::Succeeded => Self::Succeeded,
-            D::Failed => Self::Failed,
-            D::Cancelled => Self::Cancelled,
-        }
-    }
-
-    pub fn to_domain(self) -> ftl_domain::job::JobStatus {
-        ftl_domain::job::JobStatus::ALL
-            .into_iter()
-            .find(|d| Self::from_domain(*d) == self)
-            .unwrap_or(ftl_domain::job::JobStatus::Queued)
-    }
-}
-
 /// `failure_reason` (spec §6).
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "ftl_domain::job::FailureReason")]
 pub enum FailureReason {
     Prechecks,
     NoResource,
@@ -64,26 +40,6 @@ pub enum FailureReason {
     Controller,
     Timeout,
     Internal,
-}
-
-impl FailureReason {
-    pub fn to_domain(self) -> ftl_domain::job::FailureReason {
-        use ftl_domain::job::FailureReason as D;
-        match self {
-            Self::Prechecks => D::Prechecks,
-            Self::NoResource => D::NoResource,
-            Self::Setup => D::Setup,
-            Self::UserCode => D::UserCode,
-            Self::Oom => D::Oom,
-            Self::DataError => D::DataError,
-            Self::Lost => D::Lost,
-            Self::RecoveryExhausted => D::RecoveryExhausted,
-            Self::ProviderError => D::ProviderError,
-            Self::Controller => D::Controller,
-            Self::Timeout => D::Timeout,
-            Self::Internal => D::Internal,
-        }
-    }
 }
 
 /// A training job.
@@ -112,7 +68,7 @@ pub struct Job {
 impl From<JobRow> for Job {
     fn from(r: JobRow) -> Self {
         let status = ftl_domain::job::JobStatus::parse(&r.status)
-            .map(JobStatus::from_domain)
+            .map(JobStatus::from)
             .unwrap_or(JobStatus::Queued);
         Job {
             id: ID(r.job_id.to_string()),

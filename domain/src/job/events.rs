@@ -49,3 +49,15 @@ pub enum JobEvent {
     Failed(JobFailed),
     Cancelled(JobCancelled),
 }
+
+impl JobEvent {
+    pub fn job_id(&self) -> JobId {
+        match self {
+            Self::Created(e) => e.job_id,
+            Self::Started(e) => e.job_id,
+            Self::Succeeded(e) => e.job_id,
+            Self::Failed(e) => e.job_id,
+            Self::Cancelled(e) => e.job_id,
+        }
+    }
+}
