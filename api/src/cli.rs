@@ -152,7 +152,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             }
-            state.db.close().await;
+            state.close().await;
         }
         Command::Projections(cmd) => {
             let state = offline_state(config).await?;
@@ -186,7 +186,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                 }
             }
-            state.db.close().await;
+            state.close().await;
         }
         Command::Schema => print!("{}", crate::graphql::sdl()),
         Command::Config => print!("{}", Config::default_toml()),

@@ -39,7 +39,7 @@ impl Server {
         for r in self.runners {
             let _ = r.await;
         }
-        self.state.db.close().await;
+        self.state.close().await;
         tracing::info!("stopped");
         result
     }

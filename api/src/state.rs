@@ -54,6 +54,13 @@ impl AppState {
         })
     }
 
+    /// Stops the change feed and closes the pools (after the runners have
+    /// stopped): every connection is returned and closed cleanly.
+    pub async fn close(&self) {
+        self.feed.stop();
+        self.db.close().await;
+    }
+
     pub fn ryw_timeout(&self) -> Duration {
         Duration::from_millis(self.config.projections.read_your_writes_timeout_ms)
     }

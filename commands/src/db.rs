@@ -3,7 +3,7 @@
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{ConnectOptions, PgPool, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -50,6 +50,10 @@ pub enum DbError {
     Io(#[from] std::io::Error),
 }
 
+/// Statements slower than this are logged at debug level: sqlx logs the
+/// whole statement text, which for a bulk insert is megabytes of placeholders.
+const SLOW_STATEMENT: Duration = Duration::from_secs(1);
+
 impl Db {
     pub async fn connect(opts: &DbOptions) -> Result<Db, DbError> {
         let url = opts.url.as_str();
@@ -74,7 +78,9 @@ impl Db {
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 .pragma("cache_size", "-65536")
-                .pragma("temp_store", "memory");
+                .pragma("temp_store", "memory")
+                .log_statements(log::LevelFilter::Trace)
+                .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT);
             let write = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
@@ -88,7 +94,9 @@ impl Db {
                 .await?;
             Ok(Db::Sqlite { write, read })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let o = PgConnectOptions::from_str(url)?;
+            let o = PgConnectOptions::from_str(url)?
+                .log_statements(log::LevelFilter::Trace)
+                .log_slow_statements(log::LevelFilter::Debug, SLOW_STATEMENT);
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(Duration::from_secs(30))

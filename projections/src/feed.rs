@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 #[derive(Clone)]
 pub struct ChangeFeed {
     tx: broadcast::Sender<Arc<Decoded>>,
+    task: Arc<tokio::task::AbortHandle>,
 }
 
 impl ChangeFeed {
@@ -22,7 +23,7 @@ impl ChangeFeed {
         let (tx, _) = broadcast::channel(4096);
         let head = store.head_position().await?;
         let sender = tx.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut events = subscribe_all(store, head, poll);
             while let Some(item) = events.next().await {
                 match item {
@@ -39,7 +40,15 @@ impl ChangeFeed {
                 }
             }
         });
-        Ok(Self { tx })
+        Ok(Self {
+            tx,
+            task: Arc::new(task.abort_handle()),
+        })
+    }
+
+    /// Stops tailing (at shutdown, before the pools close).
+    pub fn stop(&self) {
+        self.task.abort();
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Decoded>> {

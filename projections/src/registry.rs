@@ -156,7 +156,7 @@ impl Projections {
                     }
                 }
             }
-            match runner::step(&self.db, &self.store, p.as_ref(), generation).await {
+            match runner::step(&self.db, &self.store, p.as_ref(), generation, runner::BATCH).await {
                 Ok(Some(pos)) => self.publish(p.name(), pos),
                 Ok(None) => {
                     self.publish_from_table(&p, generation).await;
@@ -248,7 +248,9 @@ impl Projections {
     pub async fn catch_up(&self) -> Result<(), ProjectionError> {
         for p in self.list.iter() {
             let g = self.active_generation(p.name()).await?.unwrap_or(1);
-            while let Some(pos) = runner::step(&self.db, &self.store, p.as_ref(), g).await? {
+            while let Some(pos) =
+                runner::step(&self.db, &self.store, p.as_ref(), g, runner::BATCH).await?
+            {
                 self.publish(p.name(), pos);
             }
         }
@@ -268,7 +270,9 @@ impl Projections {
         tx.commit().await?;
         let mut events = 0u64;
         let mut last = 0u64;
-        while let Some(pos) = runner::step(&self.db, &self.store, p.as_ref(), new).await? {
+        while let Some(pos) =
+            runner::step(&self.db, &self.store, p.as_ref(), new, runner::BATCH).await?
+        {
             last = pos;
             events += 1;
         }

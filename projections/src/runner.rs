@@ -66,8 +66,13 @@ pub trait Projection: Send + Sync + 'static {
     ) -> Result<(), ProjectionError>;
 }
 
-/// Events read per transaction.
-pub const BATCH: usize = 256;
+/// Events read per transaction. When a runner is caught up it reads only the
+/// few new events; when behind (restart, rebuild) large batches amortise the
+/// transaction.
+pub const BATCH: usize = 2048;
+/// A batch stops early once its events weigh this much (metric points), so
+/// a run of large metric batches does not balloon one transaction.
+pub const WEIGHT_BUDGET: usize = 100_000;
 
 pub fn suffix(generation: i64) -> String {
     format!("_g{generation}")
@@ -86,23 +91,36 @@ pub async fn checkpoint(db: &Db, name: &str, generation: i64) -> Result<u64, sql
     Ok(pos.unwrap_or(0).max(0) as u64)
 }
 
-/// Applies one batch. Returns the new checkpoint, or `None` when caught up.
+/// Applies one batch of at most `batch` events (fewer once they weigh
+/// `WEIGHT_BUDGET`). Returns the new checkpoint, or `None` when caught up.
 pub async fn step(
     db: &Db,
     store: &DynStore,
     projection: &dyn Projection,
     generation: i64,
+    batch: usize,
 ) -> Result<Option<u64>, ProjectionError> {
     let from = checkpoint(db, projection.name(), generation).await?;
-    let events = store.read_all(from, BATCH).await?;
-    let Some(last) = events.last().map(|e| e.global_position) else {
+    let events = store.read_all(from, batch).await?;
+    let mut decoded = Vec::new();
+    let mut weight = 0;
+    let mut last = None;
+    for e in &events {
+        if weight >= WEIGHT_BUDGET {
+            break;
+        }
+        if projection.handles(&e.event_type) {
+            let d = Decoded::from_recorded(e)?;
+            weight += d.event.weight();
+            decoded.push(d);
+        } else {
+            weight += 1;
+        }
+        last = Some(e.global_position);
+    }
+    let Some(last) = last else {
         return Ok(None);
     };
-    let decoded = events
-        .iter()
-        .filter(|e| projection.handles(&e.event_type))
-        .map(Decoded::from_recorded)
-        .collect::<Result<Vec<_>, _>>()?;
     let mut tx = DbTx::begin(db).await?;
     if !decoded.is_empty() {
         projection

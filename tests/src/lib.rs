@@ -68,3 +68,61 @@ pub async fn open_store(url: &str) -> anyhow::Result<(Db, DynStore)> {
 pub async fn fresh_store(backend: Backend) -> anyhow::Result<(Db, DynStore)> {
     open_store(&backend.fresh_url().await?).await
 }
+
+/// Every read-model row, in a canonical order, each column as text.
+pub async fn read_model_snapshot(db: &Db) -> anyhow::Result<Vec<String>> {
+    let tables = [
+        (
+            "jobs",
+            "job_id, project_id, name, status, config, tags, failure_reason, error, seq",
+            "seq",
+        ),
+        (
+            "metric_points",
+            "job_id, key, step, value, ts_ms",
+            "job_id, key, step, ts_ms",
+        ),
+        (
+            "metric_rollups",
+            "job_id, key, level, bucket, n, nan_n, pinf_n, ninf_n, finite_n, vsum, vmin, vmax, min_step, max_step, last_step, last_value",
+            "job_id, key, level, bucket",
+        ),
+        (
+            "metric_latest",
+            "job_id, key, step, value, ts_ms",
+            "job_id, key",
+        ),
+        (
+            "api_keys",
+            "key_id, project_id, name, scope, secret_sha256, prefix",
+            "key_id",
+        ),
+        ("projects", "project_id, name", "project_id"),
+    ];
+    let mut out = Vec::new();
+    for (table, cols, order) in tables {
+        // SQLite's quote() renders blobs (uuids) as hex and floats exactly.
+        let as_text = |c: &str| match db {
+            Db::Sqlite { .. } => format!("quote({c})"),
+            Db::Postgres(_) => format!("COALESCE(CAST({c} AS TEXT), 'NULL')"),
+        };
+        let text = cols
+            .split(", ")
+            .map(as_text)
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        let q = format!("SELECT {text} FROM {table} ORDER BY {order}");
+        let rows: Vec<String> = ftl_projections::on_pool!(db, |pool| sqlx::query_scalar(
+            sqlx::AssertSqlSafe(q.clone())
+        )
+        .fetch_all(pool)
+        .await)?;
+        anyhow::ensure!(
+            !rows.is_empty(),
+            "{table} is empty: the snapshot would prove nothing"
+        );
+        out.push(format!("{table}: {} rows", rows.len()));
+        out.extend(rows);
+    }
+    Ok(out)
+}

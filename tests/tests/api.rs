@@ -270,11 +270,14 @@ async fn job_lifecycle_and_metrics(backend: Backend) {
     );
 
     // A rebuilt read model equals the incrementally built one.
-    let before = snapshot(&s.state.db).await;
+    let before = ftl_tests::read_model_snapshot(&s.state.db).await.unwrap();
     for name in ["catalog", "metrics"] {
         s.state.projections.rebuild(name).await.unwrap();
     }
-    assert_eq!(snapshot(&s.state.db).await, before);
+    assert_eq!(
+        ftl_tests::read_model_snapshot(&s.state.db).await.unwrap(),
+        before
+    );
     let d = s
         .ok(
             &key,
@@ -284,65 +287,6 @@ async fn job_lifecycle_and_metrics(backend: Backend) {
         .await;
     assert_eq!(&d["metricSeries"][0], series);
     s.stop().await;
-}
-
-/// Every read-model row, in a canonical order, each column as text.
-async fn snapshot(db: &ftl_commands::Db) -> Vec<String> {
-    let tables = [
-        (
-            "jobs",
-            "job_id, project_id, name, status, config, tags, failure_reason, error, seq",
-            "seq",
-        ),
-        (
-            "metric_points",
-            "job_id, key, step, value, ts_ms",
-            "job_id, key, step, ts_ms",
-        ),
-        (
-            "metric_rollups",
-            "job_id, key, level, bucket, n, nan_n, pinf_n, ninf_n, finite_n, vsum, vmin, vmax, min_step, max_step, last_step, last_value",
-            "job_id, key, level, bucket",
-        ),
-        (
-            "metric_latest",
-            "job_id, key, step, value, ts_ms",
-            "job_id, key",
-        ),
-        (
-            "api_keys",
-            "key_id, project_id, name, scope, secret_sha256, prefix",
-            "key_id",
-        ),
-        ("projects", "project_id, name", "project_id"),
-    ];
-    let mut out = Vec::new();
-    for (table, cols, order) in tables {
-        // SQLite's quote() renders blobs (uuids) as hex and floats exactly.
-        let as_text = |c: &str| match db {
-            ftl_commands::Db::Sqlite { .. } => format!("quote({c})"),
-            ftl_commands::Db::Postgres(_) => format!("COALESCE(CAST({c} AS TEXT), 'NULL')"),
-        };
-        let text = cols
-            .split(", ")
-            .map(as_text)
-            .collect::<Vec<_>>()
-            .join(" || '|' || ");
-        let q = format!("SELECT {text} FROM {table} ORDER BY {order}");
-        let rows: Vec<String> = ftl_projections::on_pool!(db, |pool| sqlx::query_scalar(
-            sqlx::AssertSqlSafe(q.clone())
-        )
-        .fetch_all(pool)
-        .await
-        .unwrap());
-        assert!(
-            !rows.is_empty(),
-            "{table} is empty: the snapshot would prove nothing"
-        );
-        out.push(format!("{table}: {} rows", rows.len()));
-        out.extend(rows);
-    }
-    out
 }
 
 async fn authentication_and_project_isolation(backend: Backend) {

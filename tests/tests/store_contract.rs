@@ -279,12 +279,12 @@ pub async fn concurrent_writers_while_projecting(db: Db, store: DynStore) {
             (db.clone(), store.clone(), recorder.clone(), done.clone());
         tokio::spawn(async move {
             loop {
-                let stepped = runner::step(&db, &store, recorder.as_ref(), 1)
+                let stepped = runner::step(&db, &store, recorder.as_ref(), 1, runner::BATCH)
                     .await
                     .unwrap();
                 if stepped.is_none() {
                     if done.load(std::sync::atomic::Ordering::SeqCst) {
-                        if runner::step(&db, &store, recorder.as_ref(), 1)
+                        if runner::step(&db, &store, recorder.as_ref(), 1, runner::BATCH)
                             .await
                             .unwrap()
                             .is_none()

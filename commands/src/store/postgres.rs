@@ -59,17 +59,26 @@ impl PostgresEventStore {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         let tx = wake.clone();
+        // Ends when the pool closes, releasing its connection (`Pool::close`
+        // waits for every checked-out connection).
+        let mut closed = pool.close_event();
+        let owner = pool.clone();
         let handle = tokio::spawn(async move {
             loop {
-                match listener.recv().await {
-                    Ok(n) => {
+                match closed.do_until(listener.recv()).await {
+                    Err(_) => return,
+                    Ok(Ok(n)) => {
                         let pos: u64 = n.payload().parse().unwrap_or(0);
                         tx.send_modify(|h| *h = (*h).max(pos));
                     }
-                    Err(e) => {
+                    Ok(Err(_)) if owner.is_closed() => return,
+                    Ok(Err(e)) => {
                         // PgListener reconnects by itself on the next recv.
                         tracing::warn!(error = %e, "event notification listener interrupted");
-                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        let pause = tokio::time::sleep(std::time::Duration::from_millis(500));
+                        if closed.do_until(pause).await.is_err() {
+                            return;
+                        }
                         tx.send_modify(|_| {});
                     }
                 }

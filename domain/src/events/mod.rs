@@ -23,6 +23,17 @@ pub enum DomainEvent {
     MetricsLogged(MetricsLogged),
 }
 
+impl DomainEvent {
+    /// Rough cost of applying this event, in items (metric points count one
+    /// each): consumers bound their batches by it.
+    pub fn weight(&self) -> usize {
+        match self {
+            DomainEvent::MetricsLogged(m) => m.points.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum EventCodecError {
     #[error("unknown event type {event_type} v{version}")]

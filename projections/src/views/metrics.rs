@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use ftl_commands::Db;
 use ftl_domain::DomainEvent;
 use sqlx::Row;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 pub const LEVELS: u32 = 6;
@@ -142,24 +142,18 @@ impl Projection for MetricsProjection {
     ) -> Result<(), ProjectionError> {
         let mut latest: HashMap<(Uuid, &str), (i64, f64, i64)> = HashMap::new();
         let mut rows: Vec<(Uuid, &str, i64, f64, i64)> = Vec::new();
+        let mut touched: HashSet<RollupKey<'_>> = HashSet::new();
+        let mut names: HashSet<&str> = HashSet::new();
         for d in events {
             let DomainEvent::MetricsLogged(m) = &d.event else {
                 continue;
             };
             let job = m.job_id.0;
-            // Rollups merge into the table once per event, in log order, so a
-            // rebuild (other batch boundaries) adds the same floats in the
-            // same order and yields bit-identical sums.
-            let mut rollups: HashMap<RollupKey<'_>, Agg> = HashMap::new();
             for p in &m.points {
                 rows.push((job, p.key.as_str(), p.step, p.value, p.timestamp_ms));
-                let point = Agg::of(p.step, p.value);
+                names.insert(p.key.as_str());
                 for level in 1..=LEVELS {
-                    let bucket = p.step / level_width(level);
-                    rollups
-                        .entry((job, p.key.as_str(), level, bucket))
-                        .and_modify(|a| a.merge(&point))
-                        .or_insert(point);
+                    touched.insert((job, p.key.as_str(), level, p.step / level_width(level)));
                 }
                 let e = latest.entry((job, p.key.as_str())).or_insert((
                     p.step,
@@ -170,12 +164,139 @@ impl Projection for MetricsProjection {
                     *e = (p.step, p.value, p.timestamp_ms);
                 }
             }
-            upsert_rollups(tx, s, &rollups).await?;
+        }
+        // Rollups fold every point into the stored aggregate one by one, in
+        // log order, so the float operations are the same whatever the batch
+        // boundaries: a rebuild yields bit-identical sums. Each touched row is
+        // read once and written once per batch.
+        let mut rollups = load_rollups(tx, s, &touched, &names).await?;
+        for d in events {
+            let DomainEvent::MetricsLogged(m) = &d.event else {
+                continue;
+            };
+            for p in &m.points {
+                let point = Agg::of(p.step, p.value);
+                for level in 1..=LEVELS {
+                    let bucket = p.step / level_width(level);
+                    rollups
+                        .entry((m.job_id.0, p.key.as_str(), level, bucket))
+                        .and_modify(|a| a.merge(&point))
+                        .or_insert(point);
+                }
+            }
         }
         insert_points(tx, s, &rows).await?;
+        upsert_rollups(tx, s, &rollups).await?;
         upsert_latest(tx, s, &latest).await?;
         Ok(())
     }
+}
+
+impl Agg {
+    fn from_row(r: &impl RowGet) -> Result<Self, sqlx::Error> {
+        Ok(Agg {
+            n: r.get_i64("n")?,
+            nan_n: r.get_i64("nan_n")?,
+            pinf_n: r.get_i64("pinf_n")?,
+            ninf_n: r.get_i64("ninf_n")?,
+            finite_n: r.get_i64("finite_n")?,
+            sum: r.get_f64("vsum")?,
+            min: r.get_opt_f64("vmin")?,
+            max: r.get_opt_f64("vmax")?,
+            min_step: r.get_i64("min_step")?,
+            max_step: r.get_i64("max_step")?,
+            last_step: r.get_i64("last_step")?,
+            last_value: from_sql_f64(r.get_opt_f64("last_value")?),
+        })
+    }
+}
+
+/// Typed column access shared by the SQLite and PostgreSQL rows.
+trait RowGet {
+    fn get_i64(&self, c: &str) -> Result<i64, sqlx::Error>;
+    fn get_f64(&self, c: &str) -> Result<f64, sqlx::Error>;
+    fn get_opt_f64(&self, c: &str) -> Result<Option<f64>, sqlx::Error>;
+    fn get_uuid(&self, c: &str) -> Result<Uuid, sqlx::Error>;
+    fn get_string(&self, c: &str) -> Result<String, sqlx::Error>;
+}
+
+macro_rules! row_get {
+    ($row:ty) => {
+        impl RowGet for $row {
+            fn get_i64(&self, c: &str) -> Result<i64, sqlx::Error> {
+                self.try_get(c)
+            }
+            fn get_f64(&self, c: &str) -> Result<f64, sqlx::Error> {
+                self.try_get(c)
+            }
+            fn get_opt_f64(&self, c: &str) -> Result<Option<f64>, sqlx::Error> {
+                self.try_get(c)
+            }
+            fn get_uuid(&self, c: &str) -> Result<Uuid, sqlx::Error> {
+                self.try_get(c)
+            }
+            fn get_string(&self, c: &str) -> Result<String, sqlx::Error> {
+                self.try_get(c)
+            }
+        }
+    };
+}
+row_get!(sqlx::sqlite::SqliteRow);
+row_get!(sqlx::postgres::PgRow);
+
+/// The aggregate columns of `metric_rollups`, in `Agg` order.
+macro_rules! rollup_cols {
+    () => {
+        "n, nan_n, pinf_n, ninf_n, finite_n, vsum, vmin, vmax, min_step, max_step, last_step, last_value"
+    };
+}
+const ROLLUP_COLS: &str = rollup_cols!();
+
+/// The stored aggregates of the touched rollup rows, keyed by the caller's
+/// borrowed keys (`names` maps a loaded key name back to its borrow).
+async fn load_rollups<'a>(
+    tx: &mut DbTx,
+    s: &str,
+    touched: &HashSet<RollupKey<'a>>,
+    names: &HashSet<&'a str>,
+) -> Result<HashMap<RollupKey<'a>, Agg>, sqlx::Error> {
+    let keys: Vec<&RollupKey<'a>> = touched.iter().collect();
+    let mut out = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(ROLLUP_ROWS) {
+        let sql = format!(
+            "SELECT job_id, key, level, bucket, {ROLLUP_COLS} FROM metric_rollups{s}
+             WHERE (job_id, key, level, bucket) IN (VALUES {})",
+            values_placeholders(chunk.len(), 4)
+        );
+        macro_rules! fetch {
+            ($t:expr) => {{
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (job, key, level, bucket) in chunk {
+                    q = q
+                        .bind(*job)
+                        .bind(*key)
+                        .bind(i64::from(*level))
+                        .bind(*bucket);
+                }
+                for r in q.fetch_all(&mut **$t).await? {
+                    let name = r.get_string("key")?;
+                    let Some(key) = names.get(name.as_str()) else {
+                        continue;
+                    };
+                    let level = u32::try_from(r.get_i64("level")?).unwrap_or(0);
+                    out.insert(
+                        (r.get_uuid("job_id")?, *key, level, r.get_i64("bucket")?),
+                        Agg::from_row(&r)?,
+                    );
+                }
+            }};
+        }
+        match tx {
+            DbTx::Sqlite(t) => fetch!(t),
+            DbTx::Postgres(t) => fetch!(t),
+        }
+    }
+    Ok(out)
 }
 
 /// Rows per statement, within SQLite's 32,766 bound variables.
@@ -227,27 +348,14 @@ async fn upsert_rollups(
 ) -> Result<(), sqlx::Error> {
     let entries: Vec<(&RollupKey<'_>, &Agg)> = rollups.iter().collect();
     let t = format!("metric_rollups{s}");
-    let pick = |col: &str, op: &str| {
-        format!(
-            "{col} = CASE WHEN excluded.{col} IS NULL THEN {t}.{col} WHEN {t}.{col} IS NULL THEN excluded.{col}
-                     WHEN excluded.{col} {op} {t}.{col} THEN excluded.{col} ELSE {t}.{col} END"
-        )
-    };
-    let set = format!(
-        "n = {t}.n + excluded.n, nan_n = {t}.nan_n + excluded.nan_n, pinf_n = {t}.pinf_n + excluded.pinf_n,
-         ninf_n = {t}.ninf_n + excluded.ninf_n, finite_n = {t}.finite_n + excluded.finite_n,
-         vsum = {t}.vsum + excluded.vsum, {}, {},
-         min_step = CASE WHEN excluded.min_step < {t}.min_step THEN excluded.min_step ELSE {t}.min_step END,
-         max_step = CASE WHEN excluded.max_step > {t}.max_step THEN excluded.max_step ELSE {t}.max_step END,
-         last_value = CASE WHEN excluded.last_step >= {t}.last_step THEN excluded.last_value ELSE {t}.last_value END,
-         last_step = CASE WHEN excluded.last_step >= {t}.last_step THEN excluded.last_step ELSE {t}.last_step END",
-        pick("vmin", "<"),
-        pick("vmax", ">")
-    );
+    let set = ROLLUP_COLS
+        .split(", ")
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     for chunk in entries.chunks(ROLLUP_ROWS) {
         let sql = format!(
-            "INSERT INTO {t} (job_id, key, level, bucket, n, nan_n, pinf_n, ninf_n, finite_n, vsum, vmin, vmax,
-                              min_step, max_step, last_step, last_value)
+            "INSERT INTO {t} (job_id, key, level, bucket, {ROLLUP_COLS})
              VALUES {} ON CONFLICT (job_id, key, level, bucket) DO UPDATE SET {set}",
             values_placeholders(chunk.len(), 16)
         );
@@ -417,9 +525,12 @@ pub async fn series(
         if a < b { (a, b) } else { (to + 1, to + 1) }
     };
     if inner_a < inner_b {
-        let sql = "SELECT bucket, n, nan_n, pinf_n, ninf_n, finite_n, vsum, vmin, vmax, min_step, max_step, last_step, last_value
-                   FROM metric_rollups WHERE job_id = $1 AND key = $2 AND level = $3 AND bucket >= $4 AND bucket < $5
-                   ORDER BY bucket";
+        let sql = concat!(
+            "SELECT bucket, ",
+            rollup_cols!(),
+            " FROM metric_rollups
+             WHERE job_id = $1 AND key = $2 AND level = $3 AND bucket >= $4 AND bucket < $5 ORDER BY bucket"
+        );
         crate::on_pool!(db, |pool| {
             let rows = sqlx::query(sql)
                 .bind(job)
@@ -430,20 +541,7 @@ pub async fn series(
                 .fetch_all(pool)
                 .await?;
             for r in &rows {
-                let a = Agg {
-                    n: r.try_get("n")?,
-                    nan_n: r.try_get("nan_n")?,
-                    pinf_n: r.try_get("pinf_n")?,
-                    ninf_n: r.try_get("ninf_n")?,
-                    finite_n: r.try_get("finite_n")?,
-                    sum: r.try_get("vsum")?,
-                    min: r.try_get("vmin")?,
-                    max: r.try_get("vmax")?,
-                    min_step: r.try_get("min_step")?,
-                    max_step: r.try_get("max_step")?,
-                    last_step: r.try_get("last_step")?,
-                    last_value: from_sql_f64(r.try_get("last_value")?),
-                };
+                let a = Agg::from_row(r)?;
                 add(a.min_step, &a);
             }
         });
