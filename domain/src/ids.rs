@@ -89,11 +89,18 @@ impl ApiKeyId {
 pub const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1e_2b7a_9c3d_4e58_a1b2_c3d4_e5f6_0718);
 
 /// The id of the `index`-th event produced by the command `command_id`.
+///
+/// A UUIDv8: ten bytes from a SHA-1 (uuid v5) of the command id, then the
+/// index in the low 48 bits. The events of one append therefore share a
+/// prefix and sit next to each other in the store's unique event-id index,
+/// so a 1,000-event batch touches a handful of index pages rather than a
+/// thousand random ones.
 pub fn derive_event_id(command_id: Uuid, index: usize) -> Uuid {
-    let mut name = [0u8; 24];
-    name[..16].copy_from_slice(command_id.as_bytes());
-    name[16..].copy_from_slice(&(index as u64).to_be_bytes());
-    Uuid::new_v5(&EVENT_ID_NAMESPACE, &name)
+    let hashed = Uuid::new_v5(&EVENT_ID_NAMESPACE, command_id.as_bytes());
+    let mut bytes = *hashed.as_bytes();
+    let index = (index as u64) & 0xFFFF_FFFF_FFFF;
+    bytes[10..].copy_from_slice(&index.to_be_bytes()[2..]);
+    Uuid::new_v8(bytes)
 }
 
 /// A command id derived from a client idempotency key, scoped to what it acts on,
@@ -115,7 +122,13 @@ mod tests {
             derive_event_id(c, 0),
             derive_event_id(Uuid::from_u128(43), 0)
         );
-        assert_eq!(derive_event_id(c, 0).get_version_num(), 5);
+        assert_eq!(derive_event_id(c, 0).get_version_num(), 8);
+        // One command's events share their first ten bytes and sort by index.
+        assert_eq!(
+            derive_event_id(c, 7).as_bytes()[..10],
+            derive_event_id(c, 900).as_bytes()[..10]
+        );
+        assert!(derive_event_id(c, 7) < derive_event_id(c, 900));
     }
 
     #[test]

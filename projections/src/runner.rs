@@ -73,6 +73,8 @@ pub const BATCH: usize = 2048;
 /// A batch stops early once its events weigh this much (metric points), so
 /// a run of large metric batches does not balloon one transaction.
 pub const WEIGHT_BUDGET: usize = 100_000;
+/// Events in the first page read by a step; later pages grow fourfold.
+const FIRST_PAGE: usize = 8;
 
 pub fn suffix(generation: i64) -> String {
     format!("_g{generation}")
@@ -101,22 +103,34 @@ pub async fn step(
     batch: usize,
 ) -> Result<Option<u64>, ProjectionError> {
     let from = checkpoint(db, projection.name(), generation).await?;
-    let events = store.read_all(from, batch).await?;
     let mut decoded = Vec::new();
     let mut weight = 0;
     let mut last = None;
-    for e in &events {
-        if weight >= WEIGHT_BUDGET {
+    // Pages grow from small: a page of 10,000-point metric batches is tens of
+    // megabytes, so a heavy log is read only as far as the weight budget.
+    let mut page = FIRST_PAGE.min(batch);
+    let mut read = 0;
+    'pages: while read < batch && weight < WEIGHT_BUDGET {
+        let events = store.read_all(last.unwrap_or(from), page).await?;
+        let full = events.len() == page;
+        for e in &events {
+            if weight >= WEIGHT_BUDGET {
+                break 'pages;
+            }
+            if projection.handles(&e.event_type) {
+                let d = Decoded::from_recorded(e)?;
+                weight += d.event.weight();
+                decoded.push(d);
+            } else {
+                weight += 1;
+            }
+            last = Some(e.global_position);
+            read += 1;
+        }
+        if !full {
             break;
         }
-        if projection.handles(&e.event_type) {
-            let d = Decoded::from_recorded(e)?;
-            weight += d.event.weight();
-            decoded.push(d);
-        } else {
-            weight += 1;
-        }
-        last = Some(e.global_position);
+        page = (page * 4).min(batch - read);
     }
     let Some(last) = last else {
         return Ok(None);

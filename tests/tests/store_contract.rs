@@ -44,7 +44,7 @@ pub async fn append_and_read_stream(_db: Db, store: DynStore) {
     for (i, (got, sent)) in read.iter().zip(&events).enumerate() {
         assert_eq!(got.stream_version, i as u64);
         assert_eq!(got.event_id, sent.event_id);
-        assert_eq!(got.payload, sent.payload);
+        assert_eq!(got.payload_json().unwrap(), sent.payload);
         assert_eq!(got.metadata, sent.metadata);
         assert_eq!(got.event_type, "job.started");
     }

@@ -201,19 +201,21 @@ impl Query {
         events.retain(|e| e.global_position > after);
         events.sort_by_key(|e| e.global_position);
         events.truncate(first as usize);
-        Ok(events
+        events
             .into_iter()
-            .map(|e| AuditEvent {
-                event_id: ID(e.event_id.to_string()),
-                position: e.global_position.to_string(),
-                stream_id: e.stream_id,
-                stream_version: e.stream_version.to_string(),
-                event_type: e.event_type,
-                schema_version: e.schema_version as i32,
-                recorded_at: e.recorded_at,
-                actor: e.metadata.actor,
-                payload: async_graphql::Json(e.payload),
+            .map(|e| {
+                Ok(AuditEvent {
+                    payload: async_graphql::Json(e.payload_json().map_err(internal)?),
+                    event_id: ID(e.event_id.to_string()),
+                    position: e.global_position.to_string(),
+                    stream_id: e.stream_id,
+                    stream_version: e.stream_version.to_string(),
+                    event_type: e.event_type,
+                    schema_version: e.schema_version as i32,
+                    recorded_at: e.recorded_at,
+                    actor: e.metadata.actor,
+                })
             })
-            .collect())
+            .collect()
     }
 }

@@ -100,7 +100,8 @@ fn to_recorded(e: &kurrentdb::RecordedEvent) -> Result<RecordedEvent, StoreError
         event_type: e.event_type.clone(),
         schema_version: meta.schema_version,
         recorded_at: e.created,
-        payload: serde_json::from_slice(&e.data)?,
+        payload: String::from_utf8(e.data.to_vec())
+            .map_err(|err| StoreError::Backend(format!("event payload is not UTF-8: {err}")))?,
         metadata: meta.metadata,
     })
 }

@@ -101,13 +101,27 @@ pub struct RecordedEvent {
     pub event_type: String,
     pub schema_version: u32,
     pub recorded_at: DateTime<Utc>,
-    pub payload: Value,
+    /// The payload as stored (JSON text). Parsed only by consumers that want
+    /// this event: a projection skipping a 10,000-point metric batch never
+    /// pays for parsing it.
+    pub payload: String,
     pub metadata: Metadata,
 }
 
 impl RecordedEvent {
+    pub fn payload_json(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(&self.payload)
+    }
+
     pub fn decode(&self) -> Result<DomainEvent, ftl_domain::EventCodecError> {
-        DomainEvent::decode(&self.event_type, self.schema_version, self.payload.clone())
+        let payload = self
+            .payload_json()
+            .map_err(|e| ftl_domain::EventCodecError::Malformed {
+                event_type: self.event_type.clone(),
+                version: self.schema_version,
+                message: e.to_string(),
+            })?;
+        DomainEvent::decode(&self.event_type, self.schema_version, payload)
     }
 }
 

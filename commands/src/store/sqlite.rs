@@ -51,7 +51,7 @@ fn row_to_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
         event_type: row.try_get("event_type")?,
         schema_version: u32::try_from(row.try_get::<i64, _>("schema_version")?).unwrap_or(0),
         recorded_at: row.try_get("recorded_at")?,
-        payload: serde_json::from_str(&payload)?,
+        payload,
         metadata: serde_json::from_str(&metadata)?,
     })
 }

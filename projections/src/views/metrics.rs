@@ -7,7 +7,7 @@
 //! ~8 × maxPoints rows whatever the series length, and min/max per bucket
 //! keep a single-step spike visible after downsampling.
 
-use super::{from_sql_f64, to_sql_f64, types, values_placeholders};
+use super::{from_sql_f64, sqlite_values, to_sql_f64, types};
 use crate::runner::{Decoded, Projection, ProjectionError};
 use crate::{DbTx, execute};
 use async_trait::async_trait;
@@ -193,7 +193,7 @@ impl Projection for MetricsProjection {
 }
 
 impl Agg {
-    fn from_row(r: &impl RowGet) -> Result<Self, sqlx::Error> {
+    fn from_row(r: &(impl RowGet + ?Sized)) -> Result<Self, sqlx::Error> {
         Ok(Agg {
             n: r.get_i64("n")?,
             nan_n: r.get_i64("nan_n")?,
@@ -251,6 +251,7 @@ macro_rules! rollup_cols {
     };
 }
 const ROLLUP_COLS: &str = rollup_cols!();
+const ROLLUP_COLS_R: &str = "r.n, r.nan_n, r.pinf_n, r.ninf_n, r.finite_n, r.vsum, r.vmin, r.vmax, r.min_step, r.max_step, r.last_step, r.last_value";
 
 /// The stored aggregates of the touched rollup rows, keyed by the caller's
 /// borrowed keys (`names` maps a loaded key name back to its borrow).
@@ -262,14 +263,27 @@ async fn load_rollups<'a>(
 ) -> Result<HashMap<RollupKey<'a>, Agg>, sqlx::Error> {
     let keys: Vec<&RollupKey<'a>> = touched.iter().collect();
     let mut out = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(ROLLUP_ROWS) {
-        let sql = format!(
-            "SELECT job_id, key, level, bucket, {ROLLUP_COLS} FROM metric_rollups{s}
-             WHERE (job_id, key, level, bucket) IN (VALUES {})",
-            values_placeholders(chunk.len(), 4)
-        );
-        macro_rules! fetch {
-            ($t:expr) => {{
+    let mut keep = |r: &dyn RowGet| -> Result<(), sqlx::Error> {
+        let name = r.get_string("key")?;
+        if let Some(key) = names.get(name.as_str()) {
+            let level = u32::try_from(r.get_i64("level")?).unwrap_or(0);
+            out.insert(
+                (r.get_uuid("job_id")?, *key, level, r.get_i64("bucket")?),
+                Agg::from_row(r)?,
+            );
+        }
+        Ok(())
+    };
+    match tx {
+        // The keys as a CTE joined to the table: one primary-key probe each.
+        DbTx::Sqlite(t) => {
+            for chunk in keys.chunks(ROLLUP_ROWS) {
+                let sql = format!(
+                    "WITH k(job_id, key, level, bucket) AS (VALUES {})
+                     SELECT r.job_id, r.key, r.level, r.bucket, {ROLLUP_COLS_R} FROM k
+                     JOIN metric_rollups{s} r ON r.job_id = k.job_id AND r.key = k.key AND r.level = k.level AND r.bucket = k.bucket",
+                    sqlite_values(chunk.len(), 4)
+                );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (job, key, level, bucket) in chunk {
                     q = q
@@ -278,22 +292,28 @@ async fn load_rollups<'a>(
                         .bind(i64::from(*level))
                         .bind(*bucket);
                 }
-                for r in q.fetch_all(&mut **$t).await? {
-                    let name = r.get_string("key")?;
-                    let Some(key) = names.get(name.as_str()) else {
-                        continue;
-                    };
-                    let level = u32::try_from(r.get_i64("level")?).unwrap_or(0);
-                    out.insert(
-                        (r.get_uuid("job_id")?, *key, level, r.get_i64("bucket")?),
-                        Agg::from_row(&r)?,
-                    );
+                for r in q.fetch_all(&mut **t).await? {
+                    keep(&r)?;
                 }
-            }};
+            }
         }
-        match tx {
-            DbTx::Sqlite(t) => fetch!(t),
-            DbTx::Postgres(t) => fetch!(t),
+        // One statement with the keys as arrays, whatever their number.
+        DbTx::Postgres(t) => {
+            let sql = format!(
+                "SELECT r.job_id, r.key, r.level, r.bucket, {ROLLUP_COLS_R}
+                 FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::int8[]) AS k(job_id, key, level, bucket)
+                 JOIN metric_rollups{s} r ON r.job_id = k.job_id AND r.key = k.key AND r.level = k.level AND r.bucket = k.bucket"
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+                .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+                .bind(keys.iter().map(|k| i64::from(k.2)).collect::<Vec<_>>())
+                .bind(keys.iter().map(|k| k.3).collect::<Vec<_>>())
+                .fetch_all(&mut **t)
+                .await?;
+            for r in rows {
+                keep(&r)?;
+            }
         }
     }
     Ok(out)
@@ -308,14 +328,14 @@ async fn insert_points(
     s: &str,
     rows: &[(Uuid, &str, i64, f64, i64)],
 ) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(POINT_ROWS) {
-        let sql = format!(
-            "INSERT INTO metric_points{s} (job_id, key, step, value, ts_ms) VALUES {}",
-            values_placeholders(chunk.len(), 5)
-        );
-        macro_rules! bind_all {
-            ($q:expr) => {{
-                let mut q = $q;
+    match tx {
+        DbTx::Sqlite(t) => {
+            for chunk in rows.chunks(POINT_ROWS) {
+                let sql = format!(
+                    "INSERT INTO metric_points{s} (job_id, key, step, value, ts_ms) VALUES {}",
+                    sqlite_values(chunk.len(), 5)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (job, key, step, value, ts) in chunk {
                     q = q
                         .bind(*job)
@@ -324,19 +344,23 @@ async fn insert_points(
                         .bind(to_sql_f64(*value))
                         .bind(*ts);
                 }
-                q
-            }};
+                q.execute(&mut **t).await?;
+            }
         }
-        match tx {
-            DbTx::Sqlite(t) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)))
+        DbTx::Postgres(t) => {
+            let sql = format!(
+                "INSERT INTO metric_points{s} (job_id, key, step, value, ts_ms)
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::float8[], $5::int8[])"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| to_sql_f64(r.3)).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.4).collect::<Vec<_>>())
                 .execute(&mut **t)
-                .await
-                .map(|_| ())?,
-            DbTx::Postgres(t) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)))
-                .execute(&mut **t)
-                .await
-                .map(|_| ())?,
-        };
+                .await?;
+        }
     }
     Ok(())
 }
@@ -353,15 +377,13 @@ async fn upsert_rollups(
         .map(|c| format!("{c} = excluded.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    for chunk in entries.chunks(ROLLUP_ROWS) {
-        let sql = format!(
-            "INSERT INTO {t} (job_id, key, level, bucket, {ROLLUP_COLS})
-             VALUES {} ON CONFLICT (job_id, key, level, bucket) DO UPDATE SET {set}",
-            values_placeholders(chunk.len(), 16)
-        );
-        macro_rules! bind_all {
-            ($q:expr) => {{
-                let mut q = $q;
+    let head = format!("INSERT INTO {t} (job_id, key, level, bucket, {ROLLUP_COLS})");
+    let tail = format!("ON CONFLICT (job_id, key, level, bucket) DO UPDATE SET {set}");
+    match tx {
+        DbTx::Sqlite(tx) => {
+            for chunk in entries.chunks(ROLLUP_ROWS) {
+                let sql = format!("{head} VALUES {} {tail}", sqlite_values(chunk.len(), 16));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for ((job, key, level, bucket), a) in chunk {
                     q = q
                         .bind(*job)
@@ -381,19 +403,46 @@ async fn upsert_rollups(
                         .bind(a.last_step)
                         .bind(to_sql_f64(a.last_value));
                 }
-                q
-            }};
+                q.execute(&mut **tx).await?;
+            }
         }
-        match tx {
-            DbTx::Sqlite(t) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)))
-                .execute(&mut **t)
-                .await
-                .map(|_| ())?,
-            DbTx::Postgres(t) => bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)))
-                .execute(&mut **t)
-                .await
-                .map(|_| ())?,
-        };
+        DbTx::Postgres(tx) => {
+            let sql = format!(
+                "{head} SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[],
+                    $7::int8[], $8::int8[], $9::int8[], $10::float8[], $11::float8[], $12::float8[], $13::int8[],
+                    $14::int8[], $15::int8[], $16::float8[]) {tail}"
+            );
+            let col = |f: fn(&Agg) -> i64| entries.iter().map(|(_, a)| f(a)).collect::<Vec<_>>();
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(entries.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
+                .bind(entries.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
+                .bind(
+                    entries
+                        .iter()
+                        .map(|(k, _)| i64::from(k.2))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(entries.iter().map(|(k, _)| k.3).collect::<Vec<_>>())
+                .bind(col(|a| a.n))
+                .bind(col(|a| a.nan_n))
+                .bind(col(|a| a.pinf_n))
+                .bind(col(|a| a.ninf_n))
+                .bind(col(|a| a.finite_n))
+                .bind(entries.iter().map(|(_, a)| a.sum).collect::<Vec<_>>())
+                .bind(entries.iter().map(|(_, a)| a.min).collect::<Vec<_>>())
+                .bind(entries.iter().map(|(_, a)| a.max).collect::<Vec<_>>())
+                .bind(col(|a| a.min_step))
+                .bind(col(|a| a.max_step))
+                .bind(col(|a| a.last_step))
+                .bind(
+                    entries
+                        .iter()
+                        .map(|(_, a)| to_sql_f64(a.last_value))
+                        .collect::<Vec<_>>(),
+                )
+                .execute(&mut **tx)
+                .await?;
+        }
     }
     Ok(())
 }

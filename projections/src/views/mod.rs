@@ -27,26 +27,13 @@ pub(crate) fn types(postgres: bool) -> Types {
     }
 }
 
-/// `($1,$2,…),($k+1,…)` for `rows` rows of `cols` placeholders.
-pub(crate) fn values_placeholders(rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    let mut n = 1;
-    for r in 0..rows {
-        if r > 0 {
-            s.push(',');
-        }
-        s.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                s.push(',');
-            }
-            s.push('$');
-            s.push_str(&n.to_string());
-            n += 1;
-        }
-        s.push(')');
-    }
-    s
+/// `(?,?,…),(?,…)`: `rows` rows of `cols` positional placeholders, for
+/// SQLite multi-row statements. Positional, not `$n`: sqlx resolves each `$n`
+/// by name, a linear search per parameter, quadratic in a 30,000-parameter
+/// statement (it was 84% of a rebuild's time).
+pub(crate) fn sqlite_values(rows: usize, cols: usize) -> String {
+    let row = format!("({})", vec!["?"; cols].join(","));
+    vec![row; rows].join(",")
 }
 
 /// NaN is stored as SQL NULL on both backends (SQLite cannot store NaN).
@@ -62,6 +49,6 @@ pub(crate) fn from_sql_f64(v: Option<f64>) -> f64 {
 mod tests {
     #[test]
     fn placeholders() {
-        assert_eq!(super::values_placeholders(2, 3), "($1,$2,$3),($4,$5,$6)");
+        assert_eq!(super::sqlite_values(2, 3), "(?,?,?),(?,?,?)");
     }
 }
