@@ -103,6 +103,14 @@ pub fn derive_event_id(command_id: Uuid, index: usize) -> Uuid {
     Uuid::new_v8(bytes)
 }
 
+/// The id of an entity a command creates (a job, say): a plain uuid v5 of the
+/// command id and the entity kind, so a retried command finds the same one.
+pub fn derive_entity_id(command_id: Uuid, kind: &str) -> Uuid {
+    let mut name = command_id.as_bytes().to_vec();
+    name.extend_from_slice(kind.as_bytes());
+    Uuid::new_v5(&EVENT_ID_NAMESPACE, &name)
+}
+
 /// A command id derived from a client idempotency key, scoped to what it acts on,
 /// so the same key used for two different jobs never collides.
 pub fn command_id_from_key(scope: &str, key: &str) -> Uuid {
@@ -129,6 +137,18 @@ mod tests {
             derive_event_id(c, 900).as_bytes()[..10]
         );
         assert!(derive_event_id(c, 7) < derive_event_id(c, 900));
+    }
+
+    #[test]
+    fn entity_ids_are_stable_random_looking_and_kind_scoped() {
+        let c = Uuid::from_u128(42);
+        assert_eq!(derive_entity_id(c, "job"), derive_entity_id(c, "job"));
+        assert_ne!(derive_entity_id(c, "job"), derive_entity_id(c, "run"));
+        assert_eq!(derive_entity_id(c, "job").get_version_num(), 5);
+        assert_ne!(
+            derive_entity_id(c, "job").as_bytes()[..10],
+            derive_event_id(c, 0).as_bytes()[..10]
+        );
     }
 
     #[test]

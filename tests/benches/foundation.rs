@@ -58,6 +58,11 @@ enum BackendArg {
 
 type Res<T> = anyhow::Result<T>;
 
+/// The allocator of the `finetune-lab` binary, so the in-process server
+/// measures as it runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Res<()> {
     let args = Args::parse();

@@ -8,7 +8,7 @@ use async_graphql::{Context, ID, Object};
 use chrono::Utc;
 use ftl_commands::handler::handle;
 use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent, StoreError};
-use ftl_domain::ids::{JobId, command_id_from_key, derive_event_id};
+use ftl_domain::ids::{JobId, command_id_from_key, derive_entity_id, derive_event_id};
 use ftl_domain::job::{JobCommand, JobDecider, JobState, Provider};
 use ftl_domain::limits::MAX_IDEMPOTENCY_KEY_LEN;
 use ftl_domain::metrics::{MetricPoint, MetricsLogged, canonical_key, validate_points};
@@ -121,7 +121,7 @@ impl Mutation {
         let cid = command_id(c, "createJob", "", idempotency_key.as_deref())?;
         // With an idempotency key the job id is derived too, so a retry lands
         // on the same stream and returns the same job.
-        let job = JobId(derive_event_id(cid, usize::MAX));
+        let job = JobId(derive_entity_id(cid, "job"));
         let cmd = JobCommand::Create {
             job_id: job,
             project_id: c.project_id,

@@ -13,8 +13,8 @@ use crate::{DbTx, execute};
 use async_trait::async_trait;
 use ftl_commands::Db;
 use ftl_domain::DomainEvent;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use sqlx::Row;
-use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 pub const LEVELS: u32 = 6;
@@ -140,10 +140,10 @@ impl Projection for MetricsProjection {
         s: &str,
         events: &[Decoded],
     ) -> Result<(), ProjectionError> {
-        let mut latest: HashMap<(Uuid, &str), (i64, f64, i64)> = HashMap::new();
+        let mut latest: HashMap<(Uuid, &str), (i64, f64, i64)> = HashMap::default();
         let mut rows: Vec<(Uuid, &str, i64, f64, i64)> = Vec::new();
-        let mut touched: HashSet<RollupKey<'_>> = HashSet::new();
-        let mut names: HashSet<&str> = HashSet::new();
+        let mut touched: HashSet<RollupKey<'_>> = HashSet::default();
+        let mut names: HashSet<&str> = HashSet::default();
         for d in events {
             let DomainEvent::MetricsLogged(m) = &d.event else {
                 continue;
@@ -262,7 +262,7 @@ async fn load_rollups<'a>(
     names: &HashSet<&'a str>,
 ) -> Result<HashMap<RollupKey<'a>, Agg>, sqlx::Error> {
     let keys: Vec<&RollupKey<'a>> = touched.iter().collect();
-    let mut out = HashMap::with_capacity(keys.len());
+    let mut out = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
     let mut keep = |r: &dyn RowGet| -> Result<(), sqlx::Error> {
         let name = r.get_string("key")?;
         if let Some(key) = names.get(name.as_str()) {
@@ -275,13 +275,16 @@ async fn load_rollups<'a>(
         Ok(())
     };
     match tx {
-        // The keys as a CTE joined to the table: one primary-key probe each.
+        // The keys as a CTE, one primary-key probe each. CROSS JOIN pins the
+        // loop order in SQLite: left to itself the planner scanned the whole
+        // rollup table per batch (ingestion slowed as the table grew).
         DbTx::Sqlite(t) => {
             for chunk in keys.chunks(ROLLUP_ROWS) {
                 let sql = format!(
                     "WITH k(job_id, key, level, bucket) AS (VALUES {})
                      SELECT r.job_id, r.key, r.level, r.bucket, {ROLLUP_COLS_R} FROM k
-                     JOIN metric_rollups{s} r ON r.job_id = k.job_id AND r.key = k.key AND r.level = k.level AND r.bucket = k.bucket",
+                     CROSS JOIN metric_rollups{s} r
+                     WHERE r.job_id = k.job_id AND r.key = k.key AND r.level = k.level AND r.bucket = k.bucket",
                     sqlite_values(chunk.len(), 4)
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
