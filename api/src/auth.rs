@@ -45,6 +45,25 @@ pub fn bearer(header: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// `Bearer <key>`, or `Basic base64(user:key)` (MLflow's username/password
+/// settings, with the key as the password) → the key.
+pub fn credential(header: &str) -> Option<String> {
+    if let Some(t) = bearer(header) {
+        return Some(t.to_string());
+    }
+    use base64::Engine;
+    let (scheme, encoded) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_, password) = text.split_once(':')?;
+    (!password.is_empty()).then(|| password.to_string())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("missing or malformed Authorization header (expected `Bearer <key>`)")]
@@ -158,6 +177,20 @@ mod tests {
         assert_eq!(bearer("bearer   ftl_abc "), Some("ftl_abc"));
         assert_eq!(bearer("Basic abc"), None);
         assert_eq!(bearer("Bearer"), None);
+    }
+
+    #[test]
+    fn credential_takes_bearer_or_basic_password() {
+        assert_eq!(credential("Bearer ftl_abc").as_deref(), Some("ftl_abc"));
+        // base64("mlflow:ftl_abc") = "bWxmbG93OmZ0bF9hYmM=" (computed with coreutils base64).
+        assert_eq!(
+            credential("Basic bWxmbG93OmZ0bF9hYmM=").as_deref(),
+            Some("ftl_abc")
+        );
+        // base64("user:") — an empty password is no credential.
+        assert_eq!(credential("Basic dXNlcjo="), None);
+        assert_eq!(credential("Basic !!!"), None);
+        assert_eq!(credential("Digest abc"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod graphql;
+pub mod mlflow;
 pub mod server;
 pub mod state;
 pub mod telemetry;

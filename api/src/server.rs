@@ -95,6 +95,7 @@ pub async fn build_server(config: Config) -> anyhow::Result<Server> {
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics_route))
+            .configure(crate::mlflow::configure)
     })
     .listen(listener)?
     .shutdown_timeout(state.config.server.shutdown_timeout_s);

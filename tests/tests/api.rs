@@ -644,6 +644,48 @@ async fn idempotency_pagination_and_limits(backend: Backend) {
     s.stop().await;
 }
 
+/// MLflow routes answer in MLflow's error shape and need a key, as Bearer or
+/// as the Basic password (`MLFLOW_TRACKING_TOKEN` / `…_PASSWORD`).
+async fn mlflow_transport_and_auth(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let key = s.key("ml", Scope::Write).await;
+    let info = format!("{}/api/3.0/mlflow/server-info", s.base);
+    let res = s.http.get(&info).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error_code"], "UNAUTHENTICATED");
+    let res = s
+        .http
+        .get(&info)
+        .bearer_auth("ftl_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    for req in [
+        s.http.get(&info).bearer_auth(&key),
+        s.http.get(&info).basic_auth("anyone", Some(&key)),
+    ] {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["store_type"], "SqlStore");
+        assert_eq!(body["multipart_uploads_enabled"], false);
+    }
+    let res = s
+        .http
+        .post(format!("{}/api/2.0/mlflow/model-versions/create", s.base))
+        .bearer_auth(&key)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error_code"], "ENDPOINT_NOT_FOUND");
+    s.stop().await;
+}
+
 macro_rules! e2e {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Sqlite).await } )* }
@@ -655,5 +697,6 @@ e2e!(
     job_lifecycle_and_metrics,
     authentication_and_project_isolation,
     live_subscriptions,
-    idempotency_pagination_and_limits
+    idempotency_pagination_and_limits,
+    mlflow_transport_and_auth
 );
