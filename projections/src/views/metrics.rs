@@ -192,57 +192,51 @@ impl Projection for MetricsProjection {
     }
 }
 
-impl Agg {
-    fn from_row(r: &(impl RowGet + ?Sized)) -> Result<Self, sqlx::Error> {
-        Ok(Agg {
-            n: r.get_i64("n")?,
-            nan_n: r.get_i64("nan_n")?,
-            pinf_n: r.get_i64("pinf_n")?,
-            ninf_n: r.get_i64("ninf_n")?,
-            finite_n: r.get_i64("finite_n")?,
-            sum: r.get_f64("vsum")?,
-            min: r.get_opt_f64("vmin")?,
-            max: r.get_opt_f64("vmax")?,
-            min_step: r.get_i64("min_step")?,
-            max_step: r.get_i64("max_step")?,
-            last_step: r.get_i64("last_step")?,
-            last_value: from_sql_f64(r.get_opt_f64("last_value")?),
-        })
-    }
+/// An `Agg` from the aggregate columns of a rollup row (either backend; the
+/// same generic shape as `catalog`'s row readers).
+fn agg_row<R: Row>(r: &R) -> Result<Agg, sqlx::Error>
+where
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> f64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    Ok(Agg {
+        n: r.try_get("n")?,
+        nan_n: r.try_get("nan_n")?,
+        pinf_n: r.try_get("pinf_n")?,
+        ninf_n: r.try_get("ninf_n")?,
+        finite_n: r.try_get("finite_n")?,
+        sum: r.try_get("vsum")?,
+        min: r.try_get("vmin")?,
+        max: r.try_get("vmax")?,
+        min_step: r.try_get("min_step")?,
+        max_step: r.try_get("max_step")?,
+        last_step: r.try_get("last_step")?,
+        last_value: from_sql_f64(r.try_get("last_value")?),
+    })
 }
 
-/// Typed column access shared by the SQLite and PostgreSQL rows.
-trait RowGet {
-    fn get_i64(&self, c: &str) -> Result<i64, sqlx::Error>;
-    fn get_f64(&self, c: &str) -> Result<f64, sqlx::Error>;
-    fn get_opt_f64(&self, c: &str) -> Result<Option<f64>, sqlx::Error>;
-    fn get_uuid(&self, c: &str) -> Result<Uuid, sqlx::Error>;
-    fn get_string(&self, c: &str) -> Result<String, sqlx::Error>;
-}
-
-macro_rules! row_get {
-    ($row:ty) => {
-        impl RowGet for $row {
-            fn get_i64(&self, c: &str) -> Result<i64, sqlx::Error> {
-                self.try_get(c)
-            }
-            fn get_f64(&self, c: &str) -> Result<f64, sqlx::Error> {
-                self.try_get(c)
-            }
-            fn get_opt_f64(&self, c: &str) -> Result<Option<f64>, sqlx::Error> {
-                self.try_get(c)
-            }
-            fn get_uuid(&self, c: &str) -> Result<Uuid, sqlx::Error> {
-                self.try_get(c)
-            }
-            fn get_string(&self, c: &str) -> Result<String, sqlx::Error> {
-                self.try_get(c)
-            }
-        }
+/// A loaded rollup row: its key (name borrowed back from `names`) and aggregate.
+fn rollup_entry<'a, R: Row>(
+    r: &R,
+    names: &HashSet<&'a str>,
+) -> Result<Option<(RollupKey<'a>, Agg)>, sqlx::Error>
+where
+    for<'b> Uuid: sqlx::Decode<'b, R::Database> + sqlx::Type<R::Database>,
+    for<'b> String: sqlx::Decode<'b, R::Database> + sqlx::Type<R::Database>,
+    for<'b> i64: sqlx::Decode<'b, R::Database> + sqlx::Type<R::Database>,
+    for<'b> f64: sqlx::Decode<'b, R::Database> + sqlx::Type<R::Database>,
+    for<'b> &'b str: sqlx::ColumnIndex<R>,
+{
+    let name: String = r.try_get("key")?;
+    let Some(key) = names.get(name.as_str()) else {
+        return Ok(None);
     };
+    let level = u32::try_from(r.try_get::<i64, _>("level")?).unwrap_or(0);
+    let job: Uuid = r.try_get("job_id")?;
+    let bucket: i64 = r.try_get("bucket")?;
+    Ok(Some(((job, *key, level, bucket), agg_row(r)?)))
 }
-row_get!(sqlx::sqlite::SqliteRow);
-row_get!(sqlx::postgres::PgRow);
 
 /// The aggregate columns of `metric_rollups`, in `Agg` order.
 macro_rules! rollup_cols {
@@ -251,7 +245,6 @@ macro_rules! rollup_cols {
     };
 }
 const ROLLUP_COLS: &str = rollup_cols!();
-const ROLLUP_COLS_R: &str = "r.n, r.nan_n, r.pinf_n, r.ninf_n, r.finite_n, r.vsum, r.vmin, r.vmax, r.min_step, r.max_step, r.last_step, r.last_value";
 
 /// The stored aggregates of the touched rollup rows, keyed by the caller's
 /// borrowed keys (`names` maps a loaded key name back to its borrow).
@@ -263,17 +256,6 @@ async fn load_rollups<'a>(
 ) -> Result<HashMap<RollupKey<'a>, Agg>, sqlx::Error> {
     let keys: Vec<&RollupKey<'a>> = touched.iter().collect();
     let mut out = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
-    let mut keep = |r: &dyn RowGet| -> Result<(), sqlx::Error> {
-        let name = r.get_string("key")?;
-        if let Some(key) = names.get(name.as_str()) {
-            let level = u32::try_from(r.get_i64("level")?).unwrap_or(0);
-            out.insert(
-                (r.get_uuid("job_id")?, *key, level, r.get_i64("bucket")?),
-                Agg::from_row(r)?,
-            );
-        }
-        Ok(())
-    };
     match tx {
         // The keys as a CTE, one primary-key probe each. CROSS JOIN pins the
         // loop order in SQLite: left to itself the planner scanned the whole
@@ -282,7 +264,7 @@ async fn load_rollups<'a>(
             for chunk in keys.chunks(ROLLUP_ROWS) {
                 let sql = format!(
                     "WITH k(job_id, key, level, bucket) AS (VALUES {})
-                     SELECT r.job_id, r.key, r.level, r.bucket, {ROLLUP_COLS_R} FROM k
+                     SELECT r.job_id, r.key, r.level, r.bucket, {ROLLUP_COLS} FROM k
                      CROSS JOIN metric_rollups{s} r
                      WHERE r.job_id = k.job_id AND r.key = k.key AND r.level = k.level AND r.bucket = k.bucket",
                     sqlite_values(chunk.len(), 4)
@@ -296,14 +278,14 @@ async fn load_rollups<'a>(
                         .bind(*bucket);
                 }
                 for r in q.fetch_all(&mut **t).await? {
-                    keep(&r)?;
+                    out.extend(rollup_entry(&r, names)?);
                 }
             }
         }
         // One statement with the keys as arrays, whatever their number.
         DbTx::Postgres(t) => {
             let sql = format!(
-                "SELECT r.job_id, r.key, r.level, r.bucket, {ROLLUP_COLS_R}
+                "SELECT r.job_id, r.key, r.level, r.bucket, {ROLLUP_COLS}
                  FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::int8[]) AS k(job_id, key, level, bucket)
                  JOIN metric_rollups{s} r ON r.job_id = k.job_id AND r.key = k.key AND r.level = k.level AND r.bucket = k.bucket"
             );
@@ -315,7 +297,7 @@ async fn load_rollups<'a>(
                 .fetch_all(&mut **t)
                 .await?;
             for r in rows {
-                keep(&r)?;
+                out.extend(rollup_entry(&r, names)?);
             }
         }
     }
@@ -593,7 +575,7 @@ pub async fn series(
                 .fetch_all(pool)
                 .await?;
             for r in &rows {
-                let a = Agg::from_row(r)?;
+                let a = agg_row(r)?;
                 add(a.min_step, &a);
             }
         });
