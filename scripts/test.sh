@@ -25,6 +25,17 @@ drop_test_dbs() {
 drop_test_dbs
 trap drop_test_dbs EXIT
 
+# The real mlflow client (from PyPI) for the MLflow API suite, in a virtual
+# environment kept between runs.
+VENV="${FTL_VENV:-$HOME/.cache/finetune-lab/venv}"
+MLFLOW_VERSION="3.17.2"
+if ! "$VENV/bin/python" -c "import mlflow, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION')" 2>/dev/null; then
+  echo "== installing mlflow-skinny $MLFLOW_VERSION into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==$MLFLOW_VERSION"
+fi
+export FTL_MLFLOW_PYTHON="$VENV/bin/python"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (warnings denied)"

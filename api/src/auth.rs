@@ -23,6 +23,18 @@ pub struct Caller {
     pub scope: Scope,
 }
 
+impl Caller {
+    /// Metadata of the events this caller's requests write.
+    pub fn metadata(&self) -> Metadata {
+        Metadata {
+            actor: Some(format!("key:{}", self.key_id)),
+            project_id: Some(self.project_id),
+            correlation_id: Some(Uuid::new_v4()),
+            ..Default::default()
+        }
+    }
+}
+
 pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }

@@ -16,6 +16,25 @@ pub struct Config {
     pub projections: ProjectionsConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+    pub artifacts: ArtifactsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArtifactsConfig {
+    /// Folder holding artifact files (MLflow artifacts, checkpoints).
+    pub root: String,
+    /// Largest single file accepted by an upload.
+    pub max_file_bytes: u64,
+}
+
+impl Default for ArtifactsConfig {
+    fn default() -> Self {
+        Self {
+            root: "./data/artifacts".into(),
+            max_file_bytes: 20 * 1024 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

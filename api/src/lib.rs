@@ -2,6 +2,7 @@
 //! Prometheus metrics, and the `finetune-lab` command line.
 
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod config;
 pub mod graphql;

@@ -13,7 +13,6 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use async_graphql::Data;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_actix_web::GraphQLSubscription;
-use futures::StreamExt;
 use std::net::TcpListener;
 use std::time::Instant;
 use tokio::sync::watch;
@@ -165,29 +164,23 @@ async fn graphql_post(
     state: web::Data<AppState>,
     schema: web::Data<ApiSchema>,
     req: HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> HttpResponse {
     let caller = match caller_from(&state, &req).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let limit = state.config.limits.body_bytes;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        match chunk {
-            Ok(c) if body.len() + c.len() <= limit => body.extend_from_slice(&c),
-            Ok(_) => {
-                return error_body(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Code::LimitExceeded,
-                    &format!("request body exceeds {limit} bytes"),
-                );
-            }
-            Err(e) => {
-                return error_body(StatusCode::BAD_REQUEST, Code::InvalidInput, &e.to_string());
-            }
+    let body = match crate::body::read_limited(payload, state.config.limits.body_bytes).await {
+        Ok(b) => b,
+        Err(e @ crate::body::BodyError::TooLarge(_)) => {
+            return error_body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::LimitExceeded,
+                &e.to_string(),
+            );
         }
-    }
+        Err(e) => return error_body(StatusCode::BAD_REQUEST, Code::InvalidInput, &e.to_string()),
+    };
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {

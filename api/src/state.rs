@@ -19,6 +19,8 @@ pub struct AppState {
     pub projections: Projections,
     pub feed: ChangeFeed,
     pub metrics: Arc<Metrics>,
+    /// Where artifact bytes live (a local folder by default).
+    pub artifacts: Arc<dyn object_store::ObjectStore>,
 }
 
 impl AppState {
@@ -44,7 +46,14 @@ impl AppState {
         let feed = ChangeFeed::start(store.clone(), poll)
             .await
             .context("starting the change feed")?;
+        std::fs::create_dir_all(&config.artifacts.root)
+            .with_context(|| format!("creating the artifact folder {}", config.artifacts.root))?;
+        let artifacts: Arc<dyn object_store::ObjectStore> = Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(&config.artifacts.root)
+                .context("opening the artifact folder")?,
+        );
         Ok(Self {
+            artifacts,
             config: Arc::new(config),
             db,
             store,

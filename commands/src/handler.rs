@@ -113,6 +113,35 @@ where
     }
 }
 
+/// Appends one batch of metric points to a job's metric stream (no version
+/// check: the high-volume path). The event id comes from `command_id`, so a
+/// retried command appends nothing and reports `deduplicated`.
+pub async fn append_metrics(
+    store: &dyn EventStore,
+    job: ftl_domain::JobId,
+    points: Vec<ftl_domain::metrics::MetricPoint>,
+    command_id: Uuid,
+    metadata: &Metadata,
+) -> Result<AppendResult, StoreError> {
+    let mut meta = metadata.clone();
+    meta.command_id = Some(command_id);
+    let event = ftl_domain::DomainEvent::MetricsLogged(ftl_domain::metrics::MetricsLogged {
+        job_id: job,
+        points,
+    });
+    store
+        .append(
+            &job.metrics_stream(),
+            crate::store::ExpectedVersion::Any,
+            vec![NewEvent::from_domain(
+                derive_event_id(command_id, 0),
+                &event,
+                meta,
+            )],
+        )
+        .await
+}
+
 fn decode_all<E: AggregateEvent>(stored: &[crate::RecordedEvent]) -> Result<Vec<E>, CommandError> {
     let mut out = Vec::with_capacity(stored.len());
     for e in stored {

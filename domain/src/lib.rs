@@ -7,6 +7,7 @@
 pub mod decider;
 pub mod error;
 pub mod events;
+pub mod experiment;
 pub mod float_json;
 pub mod ids;
 pub mod job;

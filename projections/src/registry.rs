@@ -51,6 +51,7 @@ impl Projections {
         let list: Vec<Arc<dyn Projection>> = vec![
             Arc::new(views::catalog::CatalogProjection),
             Arc::new(views::metrics::MetricsProjection),
+            Arc::new(views::tracking::TrackingProjection),
         ];
         let progress = list
             .iter()

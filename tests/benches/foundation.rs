@@ -307,11 +307,20 @@ struct Bench {
     state: ftl_api::AppState,
 }
 
+/// A throwaway artifact folder (benchmarks write none).
+fn scratch_artifacts() -> String {
+    std::env::temp_dir()
+        .join("ftl-bench-artifacts")
+        .to_string_lossy()
+        .into_owned()
+}
+
 impl Bench {
     async fn start(url: &str) -> Res<Self> {
         let mut config = Config::default();
         config.server.bind = "127.0.0.1:0".into();
         config.database.url = url.to_string();
+        config.artifacts.root = scratch_artifacts();
         config.log.level = "warn".into();
         ftl_api::telemetry::init_logging("text", "warn");
         let server = ftl_api::build_server(config).await?;
@@ -520,6 +529,9 @@ async fn seed_log(store: &DynStore, jobs: usize, steps: i64) -> Res<(u64, u64)> 
                 config: json!({ "lr": 0.001 }),
                 tags: vec!["bench".into()],
                 provider: Provider::External,
+                experiment_id: "0".into(),
+                user_id: String::new(),
+                start_time_ms: None,
             })),
             DomainEvent::Job(JobEvent::Started(JobStarted { job_id: job })),
         ];
@@ -566,6 +578,7 @@ async fn seed_log(store: &DynStore, jobs: usize, steps: i64) -> Res<(u64, u64)> 
 async fn bench_rebuild(url: &str, rounds: usize) -> Res<()> {
     let mut config = Config::default();
     config.database.url = url.to_string();
+    config.artifacts.root = scratch_artifacts();
     let state = ftl_api::AppState::build(config).await?;
     // 100 jobs × 2,000 steps, one event per step with 5 metrics (as a
     // training loop logs), plus each job's lifecycle.

@@ -23,6 +23,11 @@ impl TestServer {
         config.server.bind = "127.0.0.1:0".into();
         config.server.workers = 2;
         config.database.url = backend.fresh_url().await.unwrap();
+        config.artifacts.root = std::env::temp_dir()
+            .join("ftl-tests")
+            .join(format!("artifacts-{}", uuid::Uuid::new_v4()))
+            .to_string_lossy()
+            .into_owned();
         config.database.sqlite_synchronous = "normal".into();
         config.projections.poll_ms = 100;
         config.limits.body_bytes = 4 * 1024 * 1024;
@@ -686,6 +691,118 @@ async fn mlflow_transport_and_auth(backend: Backend) {
     s.stop().await;
 }
 
+/// MLflow calls are scoped to the key's project and scope; GET messages come
+/// from the query string (int64 as strings); deleted runs refuse writes.
+async fn mlflow_projects_scopes_and_wire(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (a, b) = (
+        s.key("ml-a", Scope::Write).await,
+        s.key("ml-b", Scope::Write).await,
+    );
+    let reader = s.key("ml-a", Scope::Read).await;
+    let call = |method: &str, path: &str, key: &str, body: Value| {
+        let url = format!("{}/api/2.0/mlflow/{path}", s.base);
+        let req = if method == "GET" {
+            s.http.get(url)
+        } else {
+            s.http.post(url).body(body.to_string())
+        };
+        req.bearer_auth(key.to_string()).send()
+    };
+    async fn json(r: Result<reqwest::Response, reqwest::Error>) -> (u16, Value) {
+        let r = r.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+    // The same experiment name in two projects: two experiments, same id "1".
+    for key in [&a, &b] {
+        let (st, body) =
+            json(call("POST", "experiments/create", key, json!({"name": "sft"})).await).await;
+        assert_eq!((st, body["experiment_id"].as_str()), (200, Some("1")));
+    }
+    let (st, body) = json(
+        call(
+            "POST",
+            "runs/create",
+            &a,
+            json!({"experiment_id": 1, "start_time": "1700000000000"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    let run = body["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(body["run"]["info"]["start_time"], 1_700_000_000_000i64);
+    assert_eq!(body["run"]["info"]["status"], "RUNNING");
+    // Another project's key: the run does not exist for it.
+    let (st, body) =
+        json(call("GET", &format!("runs/get?run_id={run}"), &b, json!({})).await).await;
+    assert_eq!(
+        (st, body["error_code"].as_str()),
+        (404, Some("RESOURCE_DOES_NOT_EXIST"))
+    );
+    assert_eq!(body["message"], format!("Run with id={run} not found"));
+    let metric = json!({"run_id": run, "key": "loss", "value": 0.5, "timestamp": 1, "step": 1});
+    let (st, _) = json(call("POST", "runs/log-metric", &b, metric.clone()).await).await;
+    assert_eq!(st, 404);
+    // A read key cannot write.
+    let (st, body) = json(call("POST", "runs/log-metric", &reader, metric.clone()).await).await;
+    assert_eq!(
+        (st, body["error_code"].as_str()),
+        (403, Some("PERMISSION_DENIED"))
+    );
+    let (st, _) = json(call("POST", "runs/log-metric", &a, metric).await).await;
+    assert_eq!(st, 200);
+    // GET message from the query string; int64 as a string.
+    let (st, body) = json(
+        call(
+            "GET",
+            &format!("metrics/get-history?run_uuid={run}&metric_key=loss&max_results=10"),
+            &reader,
+            json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        body["metrics"],
+        json!([{"key": "loss", "value": 0.5, "timestamp": 1, "step": 1}])
+    );
+    assert!(body.get("next_page_token").is_none());
+    let (st, _) = json(
+        call(
+            "GET",
+            &format!("metrics/get-history?run_id={run}&metric_key=loss&max_results=0"),
+            &a,
+            json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 400);
+    // Deleted: writes refused with MLflow's message, reads still work.
+    let (st, _) = json(call("POST", "runs/delete", &a, json!({"run_id": run})).await).await;
+    assert_eq!(st, 200);
+    let (st, body) = json(
+        call(
+            "POST",
+            "runs/set-tag",
+            &a,
+            json!({"run_id": run, "key": "k", "value": "v"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert_eq!(
+        body["message"],
+        format!("The run {run} must be in the 'active' state. Current state is deleted.")
+    );
+    let (_, body) = json(call("GET", &format!("runs/get?run_id={run}"), &a, json!({})).await).await;
+    assert_eq!(body["run"]["info"]["lifecycle_stage"], "deleted");
+    s.stop().await;
+}
+
 macro_rules! e2e {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Sqlite).await } )* }
@@ -698,5 +815,6 @@ e2e!(
     authentication_and_project_isolation,
     live_subscriptions,
     idempotency_pagination_and_limits,
-    mlflow_transport_and_auth
+    mlflow_transport_and_auth,
+    mlflow_projects_scopes_and_wire
 );

@@ -6,27 +6,18 @@ use crate::auth::Caller;
 use crate::state::AppState;
 use async_graphql::{Context, ID, Object};
 use chrono::Utc;
-use ftl_commands::handler::handle;
-use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent, StoreError};
-use ftl_domain::ids::{JobId, command_id_from_key, derive_entity_id, derive_event_id};
-use ftl_domain::job::{JobCommand, JobDecider, JobState, Provider};
+use ftl_commands::handler::{append_metrics, handle};
+use ftl_commands::store::StoreError;
+use ftl_domain::DomainError;
+use ftl_domain::ids::{JobId, command_id_from_key, derive_entity_id};
+use ftl_domain::job::{JobCommand, JobDecider, Provider, RunInfo, in_project};
 use ftl_domain::limits::MAX_IDEMPOTENCY_KEY_LEN;
-use ftl_domain::metrics::{MetricPoint, MetricsLogged, canonical_key, validate_points};
+use ftl_domain::metrics::{MetricPoint, canonical_key, validate_points};
 use ftl_domain::project::Scope;
-use ftl_domain::{DomainError, DomainEvent};
 use ftl_projections::views::catalog;
 use uuid::Uuid;
 
 pub struct Mutation;
-
-fn metadata(c: &Caller) -> Metadata {
-    Metadata {
-        actor: Some(format!("key:{}", c.key_id)),
-        project_id: Some(c.project_id),
-        correlation_id: Some(Uuid::new_v4()),
-        ..Default::default()
-    }
-}
 
 /// The command id: derived from the client's idempotency key (scoped to the
 /// project, the operation and its target) or fresh.
@@ -48,13 +39,6 @@ fn command_id(
             k,
         )),
         None => Ok(Uuid::new_v4()),
-    }
-}
-
-fn in_project(project: ftl_domain::ProjectId) -> impl Fn(&JobState) -> Result<(), DomainError> {
-    move |s: &JobState| match &s.created {
-        Some(c) if c.project_id != project => Err(DomainError::NotFound { entity: "job" }),
-        _ => Ok(()),
     }
 }
 
@@ -96,7 +80,7 @@ async fn transition(
         &job.stream(),
         &cmd,
         cid,
-        &metadata(c),
+        &c.metadata(),
         in_project(c.project_id),
     )
     .await
@@ -129,13 +113,14 @@ impl Mutation {
             config: config.map(|j| j.0).unwrap_or_else(|| serde_json::json!({})),
             tags: tags.unwrap_or_default(),
             provider: Provider::External,
+            run: RunInfo::default(),
         };
         let handled = handle::<JobDecider>(
             st.store.as_ref(),
             &job.stream(),
             &cmd,
             cid,
-            &metadata(c),
+            &c.metadata(),
             |_| Ok(()),
         )
         .await
@@ -242,7 +227,7 @@ impl Mutation {
             &job.to_string(),
             idempotency_key.as_deref(),
         )?;
-        let meta = metadata(c);
+        let meta = c.metadata();
         // The lifecycle check (and a queued job's start) on the job stream...
         let lifecycle = handle::<JobDecider>(
             st.store.as_ref(),
@@ -256,19 +241,7 @@ impl Mutation {
         .map_err(command_error)?;
         // ...then the batch on the job's metric stream, without a version check.
         let n = points.len() as i32;
-        let event = DomainEvent::MetricsLogged(MetricsLogged {
-            job_id: job,
-            points,
-        });
-        let mut meta = meta;
-        meta.command_id = Some(cid);
-        let appended = st
-            .store
-            .append(
-                &job.metrics_stream(),
-                ExpectedVersion::Any,
-                vec![NewEvent::from_domain(derive_event_id(cid, 0), &event, meta)],
-            )
+        let appended = append_metrics(st.store.as_ref(), job, points, cid, &meta)
             .await
             .map_err(|e| match e {
                 StoreError::IdempotencyMismatch(_) => gql_error(

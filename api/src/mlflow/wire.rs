@@ -132,6 +132,29 @@ pub fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     }
 }
 
+/// An id field sent as a string, or as a JSON number by old clients.
+pub fn id_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        Num(i64),
+        Str(String),
+    }
+    Ok(match Option::<Wire>::deserialize(d)? {
+        None => None,
+        Some(Wire::Num(n)) => Some(n.to_string()),
+        Some(Wire::Str(s)) => Some(s),
+    })
+}
+
+/// `{key, value}` as MLflow sends params and tags (a missing value is "").
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct KeyValueMsg {
+    pub key: Option<String>,
+    pub value: Option<String>,
+}
+
 /// A double field: a JSON number or `"NaN"`, `"Infinity"`, `"-Infinity"`
 /// (proto3 JSON), or a decimal string.
 pub fn double<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {

@@ -7,6 +7,7 @@
 
 mod upcast;
 
+use crate::experiment::*;
 use crate::job::*;
 use crate::metrics::{MetricsLogged, MetricsLoggedV1};
 use crate::project::*;
@@ -21,6 +22,7 @@ pub enum DomainEvent {
     ApiKeyRevoked(ApiKeyRevoked),
     Job(JobEvent),
     MetricsLogged(MetricsLogged),
+    Experiment(ExperimentEvent),
 }
 
 impl DomainEvent {
@@ -53,11 +55,27 @@ pub const SCHEMAS: &[(&str, u32)] = &[
     ("api_key.revoked", 1),
     ("job.created", 1),
     ("job.created", 2),
+    ("job.created", 3),
     ("job.started", 1),
     ("job.succeeded", 1),
     ("job.failed", 1),
     ("job.cancelled", 1),
     ("job.metrics_logged", 1),
+    ("job.reopened", 1),
+    ("job.params_logged", 1),
+    ("job.run_tags_set", 1),
+    ("job.run_tag_deleted", 1),
+    ("job.renamed", 1),
+    ("job.deleted", 1),
+    ("job.restored", 1),
+    ("job.run_status_reported", 1),
+    ("job.artifact_stored", 1),
+    ("job.artifact_deleted", 1),
+    ("experiment.created", 1),
+    ("experiment.renamed", 1),
+    ("experiment.deleted", 1),
+    ("experiment.restored", 1),
+    ("experiment.tag_set", 1),
 ];
 
 /// The version written today for an event type.
@@ -85,7 +103,22 @@ impl DomainEvent {
             Self::Job(JobEvent::Succeeded(_)) => "job.succeeded",
             Self::Job(JobEvent::Failed(_)) => "job.failed",
             Self::Job(JobEvent::Cancelled(_)) => "job.cancelled",
+            Self::Job(JobEvent::Reopened(_)) => "job.reopened",
+            Self::Job(JobEvent::ParamsLogged(_)) => "job.params_logged",
+            Self::Job(JobEvent::RunTagsSet(_)) => "job.run_tags_set",
+            Self::Job(JobEvent::RunTagDeleted(_)) => "job.run_tag_deleted",
+            Self::Job(JobEvent::Renamed(_)) => "job.renamed",
+            Self::Job(JobEvent::Deleted(_)) => "job.deleted",
+            Self::Job(JobEvent::Restored(_)) => "job.restored",
+            Self::Job(JobEvent::RunStatusReported(_)) => "job.run_status_reported",
+            Self::Job(JobEvent::ArtifactStored(_)) => "job.artifact_stored",
+            Self::Job(JobEvent::ArtifactDeleted(_)) => "job.artifact_deleted",
             Self::MetricsLogged(_) => "job.metrics_logged",
+            Self::Experiment(ExperimentEvent::Created(_)) => "experiment.created",
+            Self::Experiment(ExperimentEvent::Renamed(_)) => "experiment.renamed",
+            Self::Experiment(ExperimentEvent::Deleted(_)) => "experiment.deleted",
+            Self::Experiment(ExperimentEvent::Restored(_)) => "experiment.restored",
+            Self::Experiment(ExperimentEvent::TagSet(_)) => "experiment.tag_set",
         }
     }
 
@@ -104,7 +137,23 @@ impl DomainEvent {
             Self::Job(JobEvent::Succeeded(e)) => to_value(e),
             Self::Job(JobEvent::Failed(e)) => to_value(e),
             Self::Job(JobEvent::Cancelled(e)) => to_value(e),
+            Self::Job(JobEvent::Reopened(e) | JobEvent::Deleted(e) | JobEvent::Restored(e)) => {
+                to_value(e)
+            }
+            Self::Job(JobEvent::ParamsLogged(e)) => to_value(e),
+            Self::Job(JobEvent::RunTagsSet(e)) => to_value(e),
+            Self::Job(JobEvent::RunTagDeleted(e)) => to_value(e),
+            Self::Job(JobEvent::Renamed(e)) => to_value(e),
+            Self::Job(JobEvent::RunStatusReported(e)) => to_value(e),
+            Self::Job(JobEvent::ArtifactStored(e)) => to_value(e),
+            Self::Job(JobEvent::ArtifactDeleted(e)) => to_value(e),
             Self::MetricsLogged(e) => to_value(&MetricsLoggedV1::from(e)),
+            Self::Experiment(ExperimentEvent::Created(e)) => to_value(e),
+            Self::Experiment(ExperimentEvent::Renamed(e)) => to_value(e),
+            Self::Experiment(ExperimentEvent::Deleted(e) | ExperimentEvent::Restored(e)) => {
+                to_value(e)
+            }
+            Self::Experiment(ExperimentEvent::TagSet(e)) => to_value(e),
         }
     }
 
@@ -143,6 +192,41 @@ impl DomainEvent {
             "job.succeeded" => Self::Job(JobEvent::Succeeded(de(payload).map_err(malformed)?)),
             "job.failed" => Self::Job(JobEvent::Failed(de(payload).map_err(malformed)?)),
             "job.cancelled" => Self::Job(JobEvent::Cancelled(de(payload).map_err(malformed)?)),
+            "job.reopened" => Self::Job(JobEvent::Reopened(de(payload).map_err(malformed)?)),
+            "job.params_logged" => {
+                Self::Job(JobEvent::ParamsLogged(de(payload).map_err(malformed)?))
+            }
+            "job.run_tags_set" => Self::Job(JobEvent::RunTagsSet(de(payload).map_err(malformed)?)),
+            "job.run_tag_deleted" => {
+                Self::Job(JobEvent::RunTagDeleted(de(payload).map_err(malformed)?))
+            }
+            "job.renamed" => Self::Job(JobEvent::Renamed(de(payload).map_err(malformed)?)),
+            "job.deleted" => Self::Job(JobEvent::Deleted(de(payload).map_err(malformed)?)),
+            "job.restored" => Self::Job(JobEvent::Restored(de(payload).map_err(malformed)?)),
+            "job.run_status_reported" => {
+                Self::Job(JobEvent::RunStatusReported(de(payload).map_err(malformed)?))
+            }
+            "job.artifact_stored" => {
+                Self::Job(JobEvent::ArtifactStored(de(payload).map_err(malformed)?))
+            }
+            "job.artifact_deleted" => {
+                Self::Job(JobEvent::ArtifactDeleted(de(payload).map_err(malformed)?))
+            }
+            "experiment.created" => {
+                Self::Experiment(ExperimentEvent::Created(de(payload).map_err(malformed)?))
+            }
+            "experiment.renamed" => {
+                Self::Experiment(ExperimentEvent::Renamed(de(payload).map_err(malformed)?))
+            }
+            "experiment.deleted" => {
+                Self::Experiment(ExperimentEvent::Deleted(de(payload).map_err(malformed)?))
+            }
+            "experiment.restored" => {
+                Self::Experiment(ExperimentEvent::Restored(de(payload).map_err(malformed)?))
+            }
+            "experiment.tag_set" => {
+                Self::Experiment(ExperimentEvent::TagSet(de(payload).map_err(malformed)?))
+            }
             "job.metrics_logged" => {
                 let v1: MetricsLoggedV1 = de(payload).map_err(malformed)?;
                 Self::MetricsLogged(MetricsLogged::try_from(v1).map_err(|message| {
@@ -171,6 +255,18 @@ impl AggregateEvent for JobEvent {
     fn from_domain(event: DomainEvent) -> Option<Self> {
         match event {
             DomainEvent::Job(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl AggregateEvent for ExperimentEvent {
+    fn into_domain(self) -> DomainEvent {
+        DomainEvent::Experiment(self)
+    }
+    fn from_domain(event: DomainEvent) -> Option<Self> {
+        match event {
+            DomainEvent::Experiment(e) => Some(e),
             _ => None,
         }
     }
@@ -240,6 +336,20 @@ mod tests {
                 assert!(c.tags.is_empty());
                 assert_eq!(c.provider, Provider::External);
                 assert_eq!(c.name, "imported-run");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn job_created_v2_upcasts_into_the_default_experiment() {
+        let event = DomainEvent::decode("job.created", 2, fixture("job.created", 2)).unwrap();
+        match event {
+            DomainEvent::Job(JobEvent::Created(c)) => {
+                assert_eq!(c.experiment_id, "0");
+                assert_eq!(c.user_id, "");
+                assert_eq!(c.start_time_ms, None);
+                assert_eq!(c.tags, vec!["sft".to_string(), "llama".to_string()]);
             }
             other => panic!("{other:?}"),
         }

@@ -25,6 +25,14 @@ fn step(event_type: &str, from: u32, mut payload: Value) -> Result<Value, String
             obj.entry("provider").or_insert_with(|| json!("external"));
             Ok(payload)
         }
+        // v2 jobs were not in an experiment: they belong to the Default one.
+        ("job.created", 2) => {
+            let obj = payload.as_object_mut().ok_or("payload is not an object")?;
+            obj.entry("experiment_id").or_insert_with(|| json!("0"));
+            obj.entry("user_id").or_insert_with(|| json!(""));
+            obj.entry("start_time_ms").or_insert(Value::Null);
+            Ok(payload)
+        }
         _ => Err(format!("no upcaster from {event_type} v{from}")),
     }
 }

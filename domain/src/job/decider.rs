@@ -1,15 +1,24 @@
 use super::events::*;
-use super::{FailureReason, JobStatus, Provider};
+use super::{FailureReason, JobStatus, Provider, RunStatus};
 use crate::decider::Decider;
 use crate::error::DomainError;
+use crate::experiment::{DEFAULT_EXPERIMENT_ID, KeyValue};
 use crate::ids::{JobId, ProjectId};
 use crate::limits::*;
 use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashSet};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobState {
     pub created: Option<Created>,
     pub status: Option<JobStatus>,
+    pub name: String,
+    /// Write-once parameters.
+    pub params: BTreeMap<String, String>,
+    /// Key/value run tags (last write wins).
+    pub run_tags: BTreeMap<String, String>,
+    /// MLflow's `lifecycle_stage = deleted`: the job rejects writes.
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +26,54 @@ pub struct Created {
     pub job_id: JobId,
     pub project_id: ProjectId,
     pub provider: Provider,
+    pub experiment_id: String,
+}
+
+/// The MLflow tag holding a run's name (kept equal to the job's name).
+pub const RUN_NAME_TAG: &str = "mlflow.runName";
+
+/// Run-level facts given when a job is created (MLflow's `runs/create`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub experiment_id: String,
+    pub user_id: String,
+    pub start_time_ms: Option<i64>,
+    /// Key/value tags to set at once.
+    pub tags: Vec<KeyValue>,
+    /// Start running at once (an MLflow run is `RUNNING` from creation).
+    pub start: bool,
+}
+
+impl Default for RunInfo {
+    fn default() -> Self {
+        Self {
+            experiment_id: DEFAULT_EXPERIMENT_ID.to_string(),
+            user_id: String::new(),
+            start_time_ms: None,
+            tags: vec![],
+            start: false,
+        }
+    }
+}
+
+/// A guard for command handlers: a job of another project does not exist.
+pub fn in_project(project: ProjectId) -> impl Fn(&JobState) -> Result<(), DomainError> {
+    move |s: &JobState| match &s.created {
+        Some(c) if c.project_id != project => Err(DomainError::NotFound { entity: "job" }),
+        _ => Ok(()),
+    }
+}
+
+/// A job id as MLflow clients see it: 32 lower-case hex characters.
+pub fn run_id_text(job: JobId) -> String {
+    job.0.simple().to_string()
+}
+
+pub fn deleted_run_message(job: JobId) -> String {
+    format!(
+        "The run {} must be in the 'active' state. Current state is deleted.",
+        run_id_text(job)
+    )
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +85,7 @@ pub enum JobCommand {
         config: serde_json::Value,
         tags: Vec<String>,
         provider: Provider,
+        run: RunInfo,
     },
     Start,
     Complete,
@@ -40,6 +98,38 @@ pub enum JobCommand {
     },
     /// Metrics arrived: a queued job becomes running; a finished one refuses them.
     ReportMetrics,
+    /// Params, tags and/or metrics from a tracking client (MLflow): params are
+    /// write-once, a deleted run refuses everything, a finished run accepts
+    /// them (as MLflow does) and a queued one starts.
+    RecordRunData {
+        params: Vec<KeyValue>,
+        tags: Vec<KeyValue>,
+        metrics: bool,
+    },
+    DeleteRunTag {
+        key: String,
+    },
+    Rename {
+        name: String,
+    },
+    Delete,
+    Restore,
+    /// A client's status report (MLflow `runs/update`). For jobs reported from
+    /// outside it drives the lifecycle, reopening a finished run when the
+    /// client resumes it; for managed jobs it is only recorded.
+    ReportRunStatus {
+        status: RunStatus,
+        end_time_ms: Option<i64>,
+    },
+    StoreArtifact {
+        path: String,
+        size: u64,
+        sha256: String,
+        content_type: String,
+    },
+    DeleteArtifact {
+        path: String,
+    },
 }
 
 impl JobCommand {
@@ -51,6 +141,14 @@ impl JobCommand {
             Self::Fail { .. } => "fail",
             Self::Cancel { .. } => "cancel",
             Self::ReportMetrics => "log metrics to",
+            Self::RecordRunData { .. } => "log to",
+            Self::DeleteRunTag { .. } => "delete a tag of",
+            Self::Rename { .. } => "rename",
+            Self::Delete => "delete",
+            Self::Restore => "restore",
+            Self::ReportRunStatus { .. } => "report the status of",
+            Self::StoreArtifact { .. } => "store an artifact of",
+            Self::DeleteArtifact { .. } => "delete an artifact of",
         }
     }
 }
@@ -105,6 +203,220 @@ fn validate_create(
     Ok(())
 }
 
+/// Run parameters: values up to 6000 characters; run tags up to 8000 (MLflow's limits).
+pub const MAX_PARAM_VALUE_CHARS: usize = 6000;
+pub const MAX_RUN_TAG_VALUE_CHARS: usize = 8000;
+
+fn validate_kv(what: &str, items: &[KeyValue], max_value: usize) -> Result<(), DomainError> {
+    for kv in items {
+        if kv.key.is_empty() || kv.key.len() > MAX_METRIC_KEY_LEN {
+            return Err(DomainError::invalid(
+                format!("{what}.key"),
+                format!("keys must be 1 to {MAX_METRIC_KEY_LEN} bytes"),
+            ));
+        }
+        let n = kv.value.chars().count();
+        if n > max_value {
+            return Err(DomainError::limit(
+                format!("{what}.{}", kv.key),
+                format!("values are at most {max_value} characters, got {n}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The tracking-client commands (MLflow runs); `None` for lifecycle commands.
+fn decide_run(
+    state: &JobState,
+    created: &Created,
+    status: JobStatus,
+    cmd: &JobCommand,
+) -> Result<Option<Vec<JobEvent>>, DomainError> {
+    let job_id = created.job_id;
+    let external = created.provider == Provider::External;
+    let events = match cmd {
+        JobCommand::RecordRunData {
+            params,
+            tags,
+            metrics,
+        } => {
+            validate_kv("params", params, MAX_PARAM_VALUE_CHARS)?;
+            validate_kv("tags", tags, MAX_RUN_TAG_VALUE_CHARS)?;
+            let mut seen = HashSet::new();
+            let dups: Vec<&str> = params
+                .iter()
+                .filter(|p| !seen.insert(p.key.as_str()))
+                .map(|p| p.key.as_str())
+                .collect();
+            if !dups.is_empty() {
+                return Err(DomainError::invalid(
+                    "params",
+                    format!(
+                        "Duplicate parameter keys have been submitted: [{}]. Please ensure the request contains only one param value per param key.",
+                        dups.iter()
+                            .map(|k| format!("'{k}'"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            let mut new_params = Vec::new();
+            for p in params {
+                match state.params.get(&p.key) {
+                    Some(old) if *old == p.value => {}
+                    Some(old) => {
+                        return Err(DomainError::invalid(
+                            "params",
+                            format!(
+                                "Changing param values is not allowed. Param with key='{}' was already logged with value='{}' for run ID='{}'. Attempted logging new value '{}'.",
+                                p.key,
+                                old,
+                                run_id_text(job_id),
+                                p.value
+                            ),
+                        ));
+                    }
+                    None => new_params.push(p.clone()),
+                }
+            }
+            let mut out = Vec::new();
+            if *metrics && matches!(status, JobStatus::Queued | JobStatus::Provisioning) {
+                out.push(JobEvent::Started(JobStarted { job_id }));
+            }
+            if !new_params.is_empty() {
+                out.push(JobEvent::ParamsLogged(ParamsLogged {
+                    job_id,
+                    params: new_params,
+                }));
+            }
+            if !tags.is_empty() {
+                out.push(JobEvent::RunTagsSet(RunTagsSet {
+                    job_id,
+                    tags: tags.clone(),
+                }));
+            }
+            // Setting `mlflow.runName` renames the run, as in MLflow.
+            if let Some(name) = tags.iter().rev().find(|t| t.key == RUN_NAME_TAG)
+                && name.value != state.name
+                && !name.value.trim().is_empty()
+            {
+                out.push(JobEvent::Renamed(JobRenamed {
+                    job_id,
+                    name: name.value.clone(),
+                }));
+            }
+            out
+        }
+        JobCommand::DeleteRunTag { key } => {
+            if !state.run_tags.contains_key(key) {
+                return Err(DomainError::NotFound { entity: "tag" });
+            }
+            vec![JobEvent::RunTagDeleted(RunTagDeleted {
+                job_id,
+                key: key.clone(),
+            })]
+        }
+        JobCommand::Rename { name } => {
+            let name = name.trim();
+            if name.is_empty() || name.len() > MAX_NAME_LEN {
+                return Err(DomainError::invalid(
+                    "name",
+                    format!("must be 1 to {MAX_NAME_LEN} bytes"),
+                ));
+            }
+            if name == state.name {
+                return Ok(Some(vec![]));
+            }
+            vec![
+                JobEvent::Renamed(JobRenamed {
+                    job_id,
+                    name: name.to_string(),
+                }),
+                JobEvent::RunTagsSet(RunTagsSet {
+                    job_id,
+                    tags: vec![KeyValue::new(RUN_NAME_TAG, name)],
+                }),
+            ]
+        }
+        JobCommand::Delete if state.deleted => vec![],
+        JobCommand::Delete => vec![JobEvent::Deleted(JobRef { job_id })],
+        JobCommand::Restore if state.deleted => vec![JobEvent::Restored(JobRef { job_id })],
+        JobCommand::Restore => vec![],
+        JobCommand::ReportRunStatus {
+            status: reported,
+            end_time_ms,
+        } => {
+            let mut out = vec![JobEvent::RunStatusReported(RunStatusReported {
+                job_id,
+                status: *reported,
+                end_time_ms: *end_time_ms,
+            })];
+            if external {
+                out.extend(follow_reported(job_id, status, *reported));
+            }
+            out
+        }
+        JobCommand::StoreArtifact {
+            path,
+            size,
+            sha256,
+            content_type,
+        } => vec![JobEvent::ArtifactStored(ArtifactStored {
+            job_id,
+            path: path.clone(),
+            size: *size,
+            sha256: sha256.clone(),
+            content_type: content_type.clone(),
+        })],
+        JobCommand::DeleteArtifact { path } => vec![JobEvent::ArtifactDeleted(ArtifactDeleted {
+            job_id,
+            path: path.clone(),
+        })],
+        _ => return Ok(None),
+    };
+    Ok(Some(events))
+}
+
+/// The lifecycle events that make an external job's status match what its
+/// client reported. A finished run the client reports running again (a
+/// resumed MLflow run) is reopened.
+fn follow_reported(job_id: JobId, current: JobStatus, reported: RunStatus) -> Vec<JobEvent> {
+    let target = match reported {
+        RunStatus::Scheduled => return vec![],
+        RunStatus::Running => JobStatus::Running,
+        RunStatus::Finished => JobStatus::Succeeded,
+        RunStatus::Failed => JobStatus::Failed,
+        RunStatus::Killed => JobStatus::Cancelled,
+    };
+    if current == target {
+        return vec![];
+    }
+    let mut out = Vec::new();
+    if current.is_terminal() {
+        out.push(JobEvent::Reopened(JobRef { job_id }));
+    } else if matches!(
+        current,
+        JobStatus::Queued | JobStatus::Provisioning | JobStatus::Validating
+    ) {
+        out.push(JobEvent::Started(JobStarted { job_id }));
+    }
+    match target {
+        JobStatus::Succeeded => out.push(JobEvent::Succeeded(JobSucceeded { job_id })),
+        JobStatus::Failed => out.push(JobEvent::Failed(JobFailed {
+            job_id,
+            reason: FailureReason::UserCode,
+            message: "the tracking client reported the run FAILED".into(),
+        })),
+        JobStatus::Cancelled => out.push(JobEvent::Cancelled(JobCancelled {
+            job_id,
+            reason: Some("the tracking client reported the run KILLED".into()),
+        })),
+        _ => {}
+    }
+    out
+}
+
 impl Decider for JobDecider {
     type State = JobState;
     type Command = JobCommand;
@@ -126,22 +438,43 @@ impl Decider for JobDecider {
                         config,
                         tags,
                         provider,
+                        run,
                     } => {
                         validate_create(name, config, tags)?;
-                        Ok(vec![JobEvent::Created(JobCreated {
+                        validate_kv("tags", &run.tags, MAX_RUN_TAG_VALUE_CHARS)?;
+                        let mut out = vec![JobEvent::Created(JobCreated {
                             job_id: *job_id,
                             project_id: *project_id,
                             name: name.trim().to_string(),
                             config: config.clone(),
                             tags: tags.clone(),
                             provider: *provider,
-                        })])
+                            experiment_id: run.experiment_id.clone(),
+                            user_id: run.user_id.clone(),
+                            start_time_ms: run.start_time_ms,
+                        })];
+                        if run.start {
+                            out.push(JobEvent::Started(JobStarted { job_id: *job_id }));
+                        }
+                        if !run.tags.is_empty() {
+                            out.push(JobEvent::RunTagsSet(RunTagsSet {
+                                job_id: *job_id,
+                                tags: run.tags.clone(),
+                            }));
+                        }
+                        Ok(out)
                     }
                     _ => Err(DomainError::NotFound { entity: "job" }),
                 };
             }
         };
         let job_id = created.job_id;
+        if state.deleted && !matches!(cmd, JobCommand::Delete | JobCommand::Restore) {
+            return Err(DomainError::invalid("run", deleted_run_message(job_id)));
+        }
+        if let Some(events) = decide_run(state, created, status, cmd)? {
+            return Ok(events);
+        }
         use JobStatus::*;
         match (cmd, status) {
             (JobCommand::Create { .. }, _) => Err(DomainError::AlreadyExists { entity: "job" }),
@@ -198,13 +531,34 @@ impl Decider for JobDecider {
                     job_id: e.job_id,
                     project_id: e.project_id,
                     provider: e.provider,
+                    experiment_id: e.experiment_id.clone(),
                 });
                 state.status = Some(JobStatus::Queued);
+                state.name = e.name.clone();
             }
-            JobEvent::Started(_) => state.status = Some(JobStatus::Running),
+            JobEvent::Started(_) | JobEvent::Reopened(_) => state.status = Some(JobStatus::Running),
             JobEvent::Succeeded(_) => state.status = Some(JobStatus::Succeeded),
             JobEvent::Failed(_) => state.status = Some(JobStatus::Failed),
             JobEvent::Cancelled(_) => state.status = Some(JobStatus::Cancelled),
+            JobEvent::ParamsLogged(e) => {
+                for p in &e.params {
+                    state.params.insert(p.key.clone(), p.value.clone());
+                }
+            }
+            JobEvent::RunTagsSet(e) => {
+                for t in &e.tags {
+                    state.run_tags.insert(t.key.clone(), t.value.clone());
+                }
+            }
+            JobEvent::RunTagDeleted(e) => {
+                state.run_tags.remove(&e.key);
+            }
+            JobEvent::Renamed(e) => state.name = e.name.clone(),
+            JobEvent::Deleted(_) => state.deleted = true,
+            JobEvent::Restored(_) => state.deleted = false,
+            JobEvent::RunStatusReported(_)
+            | JobEvent::ArtifactStored(_)
+            | JobEvent::ArtifactDeleted(_) => {}
         }
         state
     }
@@ -232,6 +586,9 @@ mod tests {
             config: json!({"lr": 0.001}),
             tags: vec!["sft".into()],
             provider: Provider::External,
+            experiment_id: "0".into(),
+            user_id: String::new(),
+            start_time_ms: None,
         })
     }
     fn started() -> JobEvent {
@@ -255,6 +612,7 @@ mod tests {
             config: json!({"lr": 0.001}),
             tags: vec!["sft".into()],
             provider: Provider::External,
+            run: RunInfo::default(),
         }
     }
     fn is_transition(current: &str, verb: &str) -> impl Fn(&DomainError) -> bool {
@@ -287,6 +645,7 @@ mod tests {
                 config: json!([1]),
                 tags: vec![],
                 provider: Provider::External,
+                run: RunInfo::default(),
             })
             .then_error_matches(
                 |e| matches!(e, DomainError::InvalidInput { field, .. } if field == "config"),
@@ -299,6 +658,7 @@ mod tests {
                 config: json!({}),
                 tags: vec!["t".into(); MAX_TAGS + 1],
                 provider: Provider::External,
+                run: RunInfo::default(),
             })
             .then_error_matches(
                 |e| matches!(e, DomainError::LimitExceeded { field, .. } if field == "tags"),
@@ -403,5 +763,137 @@ mod tests {
         given::<JobDecider>(&[created(), started()])
             .when(fail)
             .then_error_matches(|e| matches!(e, DomainError::LimitExceeded { .. }));
+    }
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue::new(k, v)
+    }
+    fn record(params: Vec<KeyValue>, tags: Vec<KeyValue>) -> JobCommand {
+        JobCommand::RecordRunData {
+            params,
+            tags,
+            metrics: false,
+        }
+    }
+    fn params_logged(params: Vec<KeyValue>) -> JobEvent {
+        JobEvent::ParamsLogged(ParamsLogged {
+            job_id: ids().0,
+            params,
+        })
+    }
+    const RUN: &str = "00000000000000000000000000000001";
+
+    #[test]
+    fn params_are_write_once_with_mlflows_message() {
+        let history = [
+            created(),
+            started(),
+            params_logged(vec![kv("lr", "0.0002")]),
+        ];
+        // Same value again: nothing new; a new key: only that key.
+        given::<JobDecider>(&history)
+            .when(record(vec![kv("lr", "0.0002"), kv("bs", "8")], vec![]))
+            .then(vec![params_logged(vec![kv("bs", "8")])]);
+        given::<JobDecider>(&history)
+            .when(record(vec![kv("lr", "0.0003")], vec![]))
+            .then_error(DomainError::invalid(
+                "params",
+                format!("Changing param values is not allowed. Param with key='lr' was already logged with value='0.0002' for run ID='{RUN}'. Attempted logging new value '0.0003'."),
+            ));
+        given::<JobDecider>(&history)
+            .when(record(vec![kv("a", "1"), kv("a", "2")], vec![]))
+            .then_error(DomainError::invalid(
+                "params",
+                "Duplicate parameter keys have been submitted: ['a']. Please ensure the request contains only one param value per param key.",
+            ));
+        given::<JobDecider>(&history)
+            .when(record(
+                vec![kv("p", &"x".repeat(MAX_PARAM_VALUE_CHARS + 1))],
+                vec![],
+            ))
+            .then_error_matches(|e| matches!(e, DomainError::LimitExceeded { .. }));
+    }
+
+    #[test]
+    fn a_deleted_run_refuses_writes_until_restored() {
+        let deleted = JobEvent::Deleted(JobRef { job_id: ids().0 });
+        let history = [created(), started(), deleted];
+        given::<JobDecider>(&history)
+            .when(record(vec![], vec![kv("t", "v")]))
+            .then_error(DomainError::invalid(
+                "run",
+                format!("The run {RUN} must be in the 'active' state. Current state is deleted."),
+            ));
+        given::<JobDecider>(&history)
+            .when(JobCommand::Restore)
+            .then(vec![JobEvent::Restored(JobRef { job_id: ids().0 })]);
+    }
+
+    #[test]
+    fn finished_runs_accept_data_and_reopen_when_resumed() {
+        let history = [created(), started(), succeeded()];
+        given::<JobDecider>(&history)
+            .when(JobCommand::RecordRunData {
+                params: vec![],
+                tags: vec![],
+                metrics: true,
+            })
+            .then(vec![]);
+        let report = |status| JobCommand::ReportRunStatus {
+            status,
+            end_time_ms: None,
+        };
+        let reported = |status| {
+            JobEvent::RunStatusReported(RunStatusReported {
+                job_id: ids().0,
+                status,
+                end_time_ms: None,
+            })
+        };
+        given::<JobDecider>(&history)
+            .when(report(RunStatus::Running))
+            .then(vec![
+                reported(RunStatus::Running),
+                JobEvent::Reopened(JobRef { job_id: ids().0 }),
+            ]);
+        given::<JobDecider>(&[created()])
+            .when(report(RunStatus::Finished))
+            .then(vec![reported(RunStatus::Finished), started(), succeeded()]);
+        given::<JobDecider>(&history)
+            .when(report(RunStatus::Finished))
+            .then(vec![reported(RunStatus::Finished)]);
+    }
+
+    #[test]
+    fn renaming_keeps_the_run_name_tag_and_the_tag_renames() {
+        given::<JobDecider>(&[created(), started()])
+            .when(JobCommand::Rename {
+                name: "second".into(),
+            })
+            .then(vec![
+                JobEvent::Renamed(JobRenamed {
+                    job_id: ids().0,
+                    name: "second".into(),
+                }),
+                JobEvent::RunTagsSet(RunTagsSet {
+                    job_id: ids().0,
+                    tags: vec![kv(RUN_NAME_TAG, "second")],
+                }),
+            ]);
+        given::<JobDecider>(&[created(), started()])
+            .when(record(vec![], vec![kv(RUN_NAME_TAG, "third")]))
+            .then(vec![
+                JobEvent::RunTagsSet(RunTagsSet {
+                    job_id: ids().0,
+                    tags: vec![kv(RUN_NAME_TAG, "third")],
+                }),
+                JobEvent::Renamed(JobRenamed {
+                    job_id: ids().0,
+                    name: "third".into(),
+                }),
+            ]);
+        given::<JobDecider>(&[created(), started()])
+            .when(JobCommand::DeleteRunTag { key: "nope".into() })
+            .then_error(DomainError::NotFound { entity: "tag" });
     }
 }

@@ -8,8 +8,15 @@
 mod decider;
 mod events;
 
-pub use decider::{JobCommand, JobDecider, JobState};
-pub use events::{JobCancelled, JobCreated, JobEvent, JobFailed, JobStarted, JobSucceeded};
+pub use decider::{
+    JobCommand, JobDecider, JobState, RUN_NAME_TAG, RunInfo, deleted_run_message, in_project,
+    run_id_text,
+};
+pub use events::{
+    ArtifactDeleted, ArtifactStored, JobCancelled, JobCreated, JobEvent, JobFailed, JobRef,
+    JobRenamed, JobStarted, JobSucceeded, ParamsLogged, RunStatusReported, RunTagDeleted,
+    RunTagsSet,
+};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -73,6 +80,52 @@ impl JobStatus {
 impl fmt::Display for JobStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A run's status as MLflow clients report and read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    Running,
+    Scheduled,
+    Finished,
+    Failed,
+    Killed,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 5] = [
+        Self::Running,
+        Self::Scheduled,
+        Self::Finished,
+        Self::Failed,
+        Self::Killed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUNNING",
+            Self::Scheduled => "SCHEDULED",
+            Self::Finished => "FINISHED",
+            Self::Failed => "FAILED",
+            Self::Killed => "KILLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// How a job's status reads as an MLflow run status.
+    pub fn of_job(status: JobStatus) -> Self {
+        match status {
+            JobStatus::Validating | JobStatus::Queued | JobStatus::Provisioning => Self::Scheduled,
+            JobStatus::Succeeded => Self::Finished,
+            JobStatus::Failed => Self::Failed,
+            JobStatus::Cancelled => Self::Killed,
+            _ => Self::Running,
+        }
     }
 }
 

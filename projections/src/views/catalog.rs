@@ -138,7 +138,32 @@ impl Projection for CatalogProjection {
                     )
                     .await?
                 }
-                DomainEvent::MetricsLogged(_) => {}
+                DomainEvent::Job(JobEvent::Reopened(e)) => {
+                    let sql = format!(
+                        "UPDATE jobs{s} SET status = $1, ended_at = NULL, failure_reason = NULL, error = NULL, updated_at = $2
+                         WHERE job_id = $3"
+                    );
+                    execute!(tx, sql, JobStatus::Running.as_str(), at, e.job_id.0)?;
+                }
+                DomainEvent::Job(JobEvent::Renamed(e)) => {
+                    let sql =
+                        format!("UPDATE jobs{s} SET name = $1, updated_at = $2 WHERE job_id = $3");
+                    execute!(tx, sql, &e.name, at, e.job_id.0)?;
+                }
+                // Run data (params, tags, artifacts, MLflow lifecycle) is the
+                // tracking projection's.
+                DomainEvent::Job(
+                    JobEvent::ParamsLogged(_)
+                    | JobEvent::RunTagsSet(_)
+                    | JobEvent::RunTagDeleted(_)
+                    | JobEvent::Deleted(_)
+                    | JobEvent::Restored(_)
+                    | JobEvent::RunStatusReported(_)
+                    | JobEvent::ArtifactStored(_)
+                    | JobEvent::ArtifactDeleted(_),
+                )
+                | DomainEvent::MetricsLogged(_)
+                | DomainEvent::Experiment(_) => {}
             }
         }
         Ok(())

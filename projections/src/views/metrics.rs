@@ -15,6 +15,7 @@ use ftl_commands::Db;
 use ftl_domain::DomainEvent;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use sqlx::Row;
+use std::cmp::Ordering;
 use uuid::Uuid;
 
 pub const LEVELS: u32 = 6;
@@ -160,7 +161,7 @@ impl Projection for MetricsProjection {
                     p.value,
                     p.timestamp_ms,
                 ));
-                if p.step >= e.0 {
+                if newer(p.step, p.timestamp_ms, p.value, e) {
                     *e = (p.step, p.value, p.timestamp_ms);
                 }
             }
@@ -432,6 +433,14 @@ async fn upsert_rollups(
     Ok(())
 }
 
+/// Whether a point is later than the current latest `(step, value, ts)`:
+/// MLflow's `(step, timestamp, value)` order. NaN (SQL NULL) never wins a tie,
+/// as in the SQL upsert below.
+fn newer(step: i64, ts: i64, value: f64, cur: &(i64, f64, i64)) -> bool {
+    (step, ts) > (cur.0, cur.2)
+        || ((step, ts) == (cur.0, cur.2) && value.partial_cmp(&cur.1) == Some(Ordering::Greater))
+}
+
 async fn upsert_latest(
     tx: &mut DbTx,
     s: &str,
@@ -440,7 +449,9 @@ async fn upsert_latest(
     let sql = format!(
         "INSERT INTO metric_latest{s} (job_id, key, step, value, ts_ms) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (job_id, key) DO UPDATE SET step = excluded.step, value = excluded.value, ts_ms = excluded.ts_ms
-         WHERE excluded.step >= metric_latest{s}.step"
+         WHERE excluded.step > metric_latest{s}.step
+            OR (excluded.step = metric_latest{s}.step AND (excluded.ts_ms > metric_latest{s}.ts_ms
+                OR (excluded.ts_ms = metric_latest{s}.ts_ms AND excluded.value > metric_latest{s}.value)))"
     );
     for ((job, key), (step, value, ts)) in latest {
         execute!(tx, sql.clone(), *job, *key, *step, to_sql_f64(*value), *ts)?;
@@ -458,21 +469,83 @@ pub struct LatestValue {
     pub timestamp_ms: i64,
 }
 
+/// A `LatestValue` from a row with `key, step, value, ts_ms` (either backend).
+pub(crate) fn latest_of<R: Row>(r: &R) -> Result<LatestValue, sqlx::Error>
+where
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> f64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    Ok(LatestValue {
+        key: r.try_get("key")?,
+        step: r.try_get("step")?,
+        value: from_sql_f64(r.try_get("value")?),
+        timestamp_ms: r.try_get("ts_ms")?,
+    })
+}
+
 pub async fn latest(db: &Db, job: Uuid) -> Result<Vec<LatestValue>, sqlx::Error> {
     let sql = "SELECT key, step, value, ts_ms FROM metric_latest WHERE job_id = $1 ORDER BY key";
     crate::on_pool!(db, |pool| {
         let rows = sqlx::query(sql).bind(job).fetch_all(pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LatestValue {
-                    key: r.try_get("key")?,
-                    step: r.try_get("step")?,
-                    value: from_sql_f64(r.try_get("value")?),
-                    timestamp_ms: r.try_get("ts_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(latest_of).collect()
     })
+}
+
+/// Every point of one series in MLflow's history order: `(timestamp, step,
+/// value)`, NaN first among equals. `offset`/`limit` page through it.
+pub async fn history(
+    db: &Db,
+    job: Uuid,
+    key: &str,
+    offset: i64,
+    limit: Option<i64>,
+) -> Result<Vec<LatestValue>, sqlx::Error> {
+    let sql = "SELECT key, step, value, ts_ms FROM metric_points WHERE job_id = $1 AND key = $2
+               ORDER BY ts_ms, step, (value IS NOT NULL), value LIMIT $3 OFFSET $4";
+    crate::on_pool!(db, |pool| {
+        let rows = sqlx::query(sql)
+            .bind(job)
+            .bind(key)
+            .bind(limit.unwrap_or(i64::MAX))
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+        rows.iter().map(latest_of).collect()
+    })
+}
+
+/// Every point of one series at the given steps, by step then timestamp.
+pub async fn points_at_steps(
+    db: &Db,
+    job: Uuid,
+    key: &str,
+    steps: &[i64],
+) -> Result<Vec<LatestValue>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in steps.chunks(500) {
+        let list = chunk
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "SELECT key, step, value, ts_ms FROM metric_points WHERE job_id = $1 AND key = $2
+             AND step IN ({list}) ORDER BY step, ts_ms, (value IS NOT NULL), value"
+        );
+        crate::on_pool!(db, |pool| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(job)
+                .bind(key)
+                .fetch_all(pool)
+                .await?;
+            for r in &rows {
+                out.push(latest_of(r)?);
+            }
+        });
+    }
+    Ok(out)
 }
 
 /// One downsampled bucket of a series.

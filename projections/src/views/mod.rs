@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod metrics;
+pub mod tracking;
 
 /// Column types that differ between the backends.
 pub(crate) struct Types {

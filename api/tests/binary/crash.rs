@@ -7,107 +7,18 @@
 //! with its idempotency key completes the set exactly once, and the read
 //! model equals one rebuilt from the log by `finetune-lab projections rebuild`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
+use crate::process::{ServerProcess, run_cli};
 use ftl_tests::Backend;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_finetune-lab");
 const BATCH: i64 = 250;
 const BATCHES: i64 = 400;
 const WRITERS: i64 = 6;
 const KILL_AFTER_ACKS: usize = 60;
-
 const LOG: &str = "mutation($j: ID!, $p: [MetricPointInput!]!, $k: String) { logMetrics(jobId: $j, points: $p, idempotencyKey: $k) { accepted deduplicated } }";
-
-/// `finetune-lab` with the test's database and quiet logs.
-fn command(db_url: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_remove("FTL_CONFIG")
-        .env("FTL__DATABASE__URL", db_url)
-        .env("FTL__LOG__LEVEL", "warn")
-        .env("FTL__PROJECTIONS__POLL_MS", "50")
-        .env("FTL__PROJECTIONS__READY_MAX_LAG", "0")
-        .stderr(Stdio::inherit());
-    c
-}
-
-fn run_cli(db_url: &str, args: &[&str]) -> String {
-    let out = command(db_url).args(args).output().unwrap();
-    assert!(out.status.success(), "finetune-lab {args:?} failed");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-struct ServerProcess {
-    child: Child,
-    base: String,
-}
-
-impl ServerProcess {
-    /// Starts `finetune-lab serve` on an ephemeral port and waits for `/readyz`.
-    async fn start(db_url: &str, http: &reqwest::Client) -> Self {
-        let mut child = command(db_url)
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // Keep draining so the child never blocks on a full pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://127.0.0.1:").nth(1) {
-                    let port: u16 = rest.split('/').next().unwrap().parse().unwrap();
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let port = rx.recv_timeout(Duration::from_secs(60)).unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = http.get(format!("{base}/readyz")).send().await
-                && r.status() == 200
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "server never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        ServerProcess { child, base }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap(); // SIGKILL on Unix
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM, then the process must exit cleanly within the shutdown timeout.
-    fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "graceful shutdown exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "server ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
 
 async fn gql(http: &reqwest::Client, base: &str, key: &str, q: &str, v: Value) -> Option<Value> {
     let res = http

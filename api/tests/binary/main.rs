@@ -1,0 +1,8 @@
+//! Tests that drive the real `finetune-lab` binary: crash safety, and the
+//! real `mlflow` Python client against the MLflow API.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod crash;
+mod mlflow_client;
+mod process;

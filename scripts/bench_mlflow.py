@@ -1,0 +1,62 @@
+"""One MLflow tracking workload against one server, timed client-side.
+
+Usage: bench_mlflow.py TRACKING_URI [TOKEN] — prints one JSON line.
+The workload (issue #3): 100,000 points as 100 `log_batch` calls of 1,000,
+then 1,000 single `log_metric` calls, then `get_metric_history` of a
+10,000-point key (median of several reads).
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+uri = sys.argv[1]
+if len(sys.argv) > 2:
+    os.environ["MLFLOW_TRACKING_TOKEN"] = sys.argv[2]
+
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Metric  # noqa: E402
+
+client = MlflowClient(tracking_uri=uri)
+exp = client.create_experiment(f"bench-{time.time_ns()}")
+run_id = client.create_run(exp).info.run_id
+
+KEYS = 10  # 10 keys x 100 steps per batch: a training loop's shape
+BATCHES = 100
+T0 = 1_700_000_000_000
+
+batches = []
+for b in range(BATCHES):
+    batch = []
+    for s in range(b * 100, (b + 1) * 100):
+        for k in range(KEYS):
+            batch.append(Metric(f"metric_{k}", 1.0 / (s + k + 1), T0 + s, s))
+    batches.append(batch)
+
+start = time.perf_counter()
+for batch in batches:
+    client.log_batch(run_id, metrics=batch)
+batch_s = time.perf_counter() - start
+
+start = time.perf_counter()
+for i in range(1000):
+    client.log_metric(run_id, "single", float(i), timestamp=T0 + i, step=i)
+single_s = time.perf_counter() - start
+
+reads = []
+for _ in range(5):
+    start = time.perf_counter()
+    history = client.get_metric_history(run_id, "metric_0")
+    reads.append(time.perf_counter() - start)
+assert len(history) == 10_000, len(history)
+assert sorted(m.step for m in history) == list(range(10_000))
+
+print(json.dumps({
+    "batch_s": batch_s,
+    "batch_points_per_s": BATCHES * 1000 / batch_s,
+    "single_s": single_s,
+    "single_calls_per_s": 1000 / single_s,
+    "history_ms": statistics.median(reads) * 1000,
+}))
