@@ -76,6 +76,20 @@ pub fn credential(header: &str) -> Option<String> {
     (!password.is_empty()).then(|| password.to_string())
 }
 
+/// The key in a request's `Authorization` header: `Bearer <key>`, and with
+/// `basic` also Basic with the key as the password (MLflow clients).
+pub fn request_key(headers: &actix_web::http::header::HeaderMap, basic: bool) -> Option<String> {
+    let h = headers
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    if basic {
+        credential(h)
+    } else {
+        bearer(h).map(str::to_string)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("missing or malformed Authorization header (expected `Bearer <key>`)")]

@@ -138,11 +138,8 @@ fn error_body(status: StatusCode, code: Code, message: &str) -> HttpResponse {
 }
 
 async fn caller_from(state: &AppState, req: &HttpRequest) -> Result<Caller, HttpResponse> {
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok());
-    match auth::authenticate(&state.db, header.and_then(auth::bearer)).await {
+    let key = auth::request_key(req.headers(), false);
+    match auth::authenticate(&state.db, key.as_deref()).await {
         Ok(c) => Ok(c),
         Err(AuthError::Db(e)) => {
             tracing::error!(error = %e, "key lookup failed");
@@ -217,12 +214,7 @@ async fn graphql_get(
             ));
     }
     // The key may come on the upgrade request or in connection_init.
-    let header_token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(auth::bearer)
-        .map(str::to_string);
+    let header_token = auth::request_key(req.headers(), false);
     let st = state.get_ref().clone();
     GraphQLSubscription::new(schema.get_ref().clone())
         .on_connection_init(move |payload: serde_json::Value| async move {

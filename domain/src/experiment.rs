@@ -21,6 +21,7 @@ pub const MAX_EXPERIMENT_NAME_CHARS: usize = 500;
 /// Tags per experiment and the length of a tag value (MLflow's limit).
 pub const MAX_EXPERIMENT_TAGS: usize = 1000;
 pub const MAX_EXPERIMENT_TAG_VALUE_CHARS: usize = 20_000;
+/// Param and tag keys (MLflow's limit).
 pub const MAX_TAG_KEY_CHARS: usize = 250;
 
 /// A key/value pair: run params and tags, experiment tags.
@@ -151,21 +152,28 @@ pub fn validate_experiment_name(name: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
-fn validate_tag(tag: &KeyValue) -> Result<(), DomainError> {
-    let k = tag.key.chars().count();
-    if k == 0 || k > MAX_TAG_KEY_CHARS {
-        return Err(DomainError::invalid(
-            "tags.key",
-            format!("tag keys must be 1 to {MAX_TAG_KEY_CHARS} characters"),
-        ));
-    }
-    if tag.value.chars().count() > MAX_EXPERIMENT_TAG_VALUE_CHARS {
-        return Err(DomainError::limit(
-            format!("tags.{}", tag.key),
-            format!(
-                "experiment tag values are at most {MAX_EXPERIMENT_TAG_VALUE_CHARS} characters"
-            ),
-        ));
+/// Keys of 1 to 250 characters and values of at most `max_value_chars`
+/// (params, run tags and experiment tags differ only in that bound).
+pub fn validate_key_values(
+    what: &str,
+    items: &[KeyValue],
+    max_value_chars: usize,
+) -> Result<(), DomainError> {
+    for kv in items {
+        let k = kv.key.chars().count();
+        if k == 0 || k > MAX_TAG_KEY_CHARS {
+            return Err(DomainError::invalid(
+                format!("{what}.key"),
+                format!("keys must be 1 to {MAX_TAG_KEY_CHARS} characters"),
+            ));
+        }
+        let n = kv.value.chars().count();
+        if n > max_value_chars {
+            return Err(DomainError::limit(
+                format!("{what}.{}", kv.key),
+                format!("values are at most {max_value_chars} characters, got {n}"),
+            ));
+        }
     }
     Ok(())
 }
@@ -204,7 +212,7 @@ impl Decider for ExperimentDecider {
                         format!("at most {MAX_EXPERIMENT_TAGS} tags"),
                     ));
                 }
-                tags.iter().try_for_each(validate_tag)?;
+                validate_key_values("tags", tags, MAX_EXPERIMENT_TAG_VALUE_CHARS)?;
                 if state.by_name(name).is_some() {
                     return Err(DomainError::AlreadyExists {
                         entity: "experiment",
@@ -254,7 +262,11 @@ impl Decider for ExperimentDecider {
                 _ => Ok(vec![]),
             },
             ExperimentCommand::SetTag { id, tag } => {
-                validate_tag(tag)?;
+                validate_key_values(
+                    "tags",
+                    std::slice::from_ref(tag),
+                    MAX_EXPERIMENT_TAG_VALUE_CHARS,
+                )?;
                 let (n, e) = state.get(id)?;
                 if e.is_some_and(|e| e.deleted) {
                     return Err(DomainError::invalid(

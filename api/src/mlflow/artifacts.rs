@@ -4,7 +4,7 @@
 //! Every upload and delete also appends an event to the run's stream.
 
 use super::wire::{ErrorCode, MlflowError};
-use super::{MAX_BODY, caller, command_error, db_error, message, ok_empty, settle};
+use super::{MAX_BODY, caller, command_error, message, ok_empty};
 use crate::auth::Caller;
 use crate::state::AppState;
 use actix_web::http::header;
@@ -13,7 +13,7 @@ use ftl_commands::handler::handle;
 use ftl_domain::ids::JobId;
 use ftl_domain::job::{JobCommand, JobDecider, in_project, run_id_text};
 use ftl_domain::project::Scope;
-use ftl_projections::views::tracking::{self, RunRow, RunScope};
+use ftl_projections::views::tracking::RunRow;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as StorePath;
 use object_store::{GetOptions, GetRange, ObjectStoreExt, WriteMultipart};
@@ -138,21 +138,12 @@ fn object_error(e: object_store::Error, what: &str) -> MlflowError {
 
 /// The run behind a path, in the caller's project and the named experiment.
 async fn run_of(state: &AppState, c: &Caller, p: &ArtifactPath) -> Result<RunRow, MlflowError> {
-    let missing = || {
-        MlflowError::new(
+    let run = super::runs::read_run(state, c, &p.run_id).await?;
+    if run.experiment_id.to_string() != p.experiment_id {
+        return Err(MlflowError::new(
             ErrorCode::ResourceDoesNotExist,
             format!("Run with id={} not found", p.run_id),
-        )
-    };
-    let job = Uuid::parse_str(&p.run_id).map_err(|_| missing())?;
-    settle(state).await?;
-    let run = tracking::runs(&state.db, c.project_id.0, RunScope::One(job))
-        .await
-        .map_err(db_error)?
-        .pop()
-        .ok_or_else(missing)?;
-    if run.experiment_id.to_string() != p.experiment_id {
-        return Err(missing());
+        ));
     }
     Ok(run)
 }
@@ -423,23 +414,7 @@ pub async fn list_for_run(
     let q: RunList = message(&req, payload, MAX_BODY, &[]).await?;
     let run_id = super::wire::run_id(q.run_id.as_deref(), q.run_uuid.as_deref())?;
     super::decode_page_token(q.page_token.as_deref())?;
-    let job = Uuid::parse_str(&run_id).map_err(|_| {
-        MlflowError::new(
-            ErrorCode::ResourceDoesNotExist,
-            format!("Run with id={run_id} not found"),
-        )
-    })?;
-    settle(&state).await?;
-    let run = tracking::runs(&state.db, c.project_id.0, RunScope::One(job))
-        .await
-        .map_err(db_error)?
-        .pop()
-        .ok_or_else(|| {
-            MlflowError::new(
-                ErrorCode::ResourceDoesNotExist,
-                format!("Run with id={run_id} not found"),
-            )
-        })?;
+    let run = super::runs::read_run(&state, &c, &run_id).await?;
     let rel = match q.path.as_deref() {
         None | Some("") => String::new(),
         Some(p) => check_relative(p)?,

@@ -16,7 +16,7 @@ pub mod wire;
 use crate::auth::{self, AuthError, Caller};
 use crate::body::{BodyError, read_limited};
 use crate::state::AppState;
-use actix_web::http::{Method, header};
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use ftl_commands::CommandError;
@@ -97,11 +97,7 @@ pub async fn caller(
     req: &HttpRequest,
     needs: Scope,
 ) -> Result<Caller, MlflowError> {
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok());
-    let token = header.and_then(auth::credential);
+    let token = auth::request_key(req.headers(), true);
     let c = match auth::authenticate(&state.db, token.as_deref()).await {
         Ok(c) => c,
         Err(AuthError::Db(e)) => {

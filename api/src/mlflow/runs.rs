@@ -105,15 +105,28 @@ fn run_json(r: &RunRow) -> Value {
     })
 }
 
-/// Reads a run of the caller's project after the read models caught up.
-async fn read_run(state: &AppState, c: &Caller, run_id: &str) -> Result<RunRow, MlflowError> {
+/// A run of the caller's project as the read models show it now.
+pub(super) async fn find_run(
+    state: &AppState,
+    c: &Caller,
+    run_id: &str,
+) -> Result<RunRow, MlflowError> {
     let job = job_of(run_id)?;
-    settle(state).await?;
     tracking::runs(&state.db, c.project_id.0, RunScope::One(job.0))
         .await
         .map_err(db_error)?
         .pop()
         .ok_or_else(|| MlflowError::new(ErrorCode::ResourceDoesNotExist, not_found(run_id)))
+}
+
+/// Reads a run of the caller's project after the read models caught up.
+pub(super) async fn read_run(
+    state: &AppState,
+    c: &Caller,
+    run_id: &str,
+) -> Result<RunRow, MlflowError> {
+    settle(state).await?;
+    find_run(state, c, run_id).await
 }
 
 /// Runs one job command for a run of the caller's project.
@@ -625,22 +638,7 @@ pub async fn log_batch(
         .collect::<Result<Vec<_>, _>>()?;
     let params = kv_list("param", m.params)?;
     let tags = kv_list("tag", m.tags)?;
-    if points.is_empty() && params.is_empty() && tags.is_empty() {
-        // Nothing to log; the run must still exist.
-        command(
-            &state,
-            &c,
-            &run_id,
-            JobCommand::RecordRunData {
-                params,
-                tags,
-                metrics: false,
-            },
-            Uuid::new_v4(),
-        )
-        .await?;
-        return Ok(ok_empty());
-    }
+    // An empty batch still checks that the run exists and is live.
     record(&state, &c, &run_id, params, tags, points).await?;
     Ok(ok_empty())
 }
@@ -756,7 +754,7 @@ pub async fn get_history_bulk_interval(
     let mut out = Vec::new();
     for run_id in &m.run_ids {
         wire::validate_id(run_id, "run_ids", 256)?;
-        let run = read_run(&state, &c, run_id).await?;
+        let run = find_run(&state, &c, run_id).await?;
         let series = metric_views::series(
             &state.db,
             run.job_id,
@@ -868,10 +866,15 @@ pub async fn search(
         .map_err(|e| MlflowError::invalid(format!("Invalid filter '{filter}': {e}")))?;
     for cl in &clauses {
         if cl.entity == Entity::Attribute
-            && attribute_num_key(&cl.key).is_none()
             && !matches!(
                 cl.key.as_str(),
-                "status" | "run_name" | "user_id" | "run_id" | "lifecycle_stage"
+                "status"
+                    | "run_name"
+                    | "user_id"
+                    | "run_id"
+                    | "lifecycle_stage"
+                    | "start_time"
+                    | "end_time"
             )
         {
             return Err(MlflowError::invalid(format!(
@@ -966,8 +969,4 @@ pub async fn search(
         out["next_page_token"] = json!(encode_page_token(offset + limit));
     }
     Ok(HttpResponse::Ok().json(out))
-}
-
-fn attribute_num_key(key: &str) -> Option<()> {
-    matches!(key, "start_time" | "end_time").then_some(())
 }

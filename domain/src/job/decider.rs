@@ -2,7 +2,7 @@ use super::events::*;
 use super::{FailureReason, JobStatus, Provider, RunStatus};
 use crate::decider::Decider;
 use crate::error::DomainError;
-use crate::experiment::{DEFAULT_EXPERIMENT_ID, KeyValue};
+use crate::experiment::{DEFAULT_EXPERIMENT_ID, KeyValue, validate_key_values};
 use crate::ids::{JobId, ProjectId};
 use crate::limits::*;
 use chrono::{DateTime, Utc};
@@ -207,25 +207,6 @@ fn validate_create(
 pub const MAX_PARAM_VALUE_CHARS: usize = 6000;
 pub const MAX_RUN_TAG_VALUE_CHARS: usize = 8000;
 
-fn validate_kv(what: &str, items: &[KeyValue], max_value: usize) -> Result<(), DomainError> {
-    for kv in items {
-        if kv.key.is_empty() || kv.key.len() > MAX_METRIC_KEY_LEN {
-            return Err(DomainError::invalid(
-                format!("{what}.key"),
-                format!("keys must be 1 to {MAX_METRIC_KEY_LEN} bytes"),
-            ));
-        }
-        let n = kv.value.chars().count();
-        if n > max_value {
-            return Err(DomainError::limit(
-                format!("{what}.{}", kv.key),
-                format!("values are at most {max_value} characters, got {n}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The tracking-client commands (MLflow runs); `None` for lifecycle commands.
 fn decide_run(
     state: &JobState,
@@ -241,8 +222,8 @@ fn decide_run(
             tags,
             metrics,
         } => {
-            validate_kv("params", params, MAX_PARAM_VALUE_CHARS)?;
-            validate_kv("tags", tags, MAX_RUN_TAG_VALUE_CHARS)?;
+            validate_key_values("params", params, MAX_PARAM_VALUE_CHARS)?;
+            validate_key_values("tags", tags, MAX_RUN_TAG_VALUE_CHARS)?;
             let mut seen = HashSet::new();
             let dups: Vec<&str> = params
                 .iter()
@@ -441,7 +422,7 @@ impl Decider for JobDecider {
                         run,
                     } => {
                         validate_create(name, config, tags)?;
-                        validate_kv("tags", &run.tags, MAX_RUN_TAG_VALUE_CHARS)?;
+                        validate_key_values("tags", &run.tags, MAX_RUN_TAG_VALUE_CHARS)?;
                         let mut out = vec![JobEvent::Created(JobCreated {
                             job_id: *job_id,
                             project_id: *project_id,
