@@ -14,6 +14,7 @@ pub mod job;
 pub mod limits;
 pub mod metrics;
 pub mod project;
+pub mod training_config;
 
 pub use decider::Decider;
 pub use error::DomainError;
