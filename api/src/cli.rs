@@ -42,6 +42,53 @@ pub enum Command {
     Schema,
     /// Print the default configuration as TOML.
     Config,
+    /// Train with the built-in trainer on this machine: validate the job
+    /// config against the dataset, then train, printing metrics as JSON lines
+    /// and storing checkpoints under OUT/checkpoints. Ctrl-C pauses after a
+    /// checkpoint (exit 3); --resume continues from the latest one.
+    /// Exit 2: the config or dataset is invalid (the issues are printed).
+    Train {
+        /// Job config (JSON, training-config.md), e.g. {"model":{"name":"ftl/byte-transformer-tiny"},…}.
+        #[arg(long)]
+        job_config: PathBuf,
+        /// Dataset: JSONL (chat, prompt-completion, preference) or raw text (.txt).
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Output folder (config.json and checkpoints/).
+        #[arg(long)]
+        out: PathBuf,
+        /// Read the dataset as raw text whatever its extension.
+        #[arg(long)]
+        text: bool,
+        /// Continue from the latest checkpoint in OUT.
+        #[arg(long)]
+        resume: bool,
+        /// Print the validation (normalized config, issues, estimates) and stop.
+        #[arg(long)]
+        validate_only: bool,
+    },
+    /// Generate text from a checkpoint folder (OUT/checkpoints/checkpoint-…).
+    Generate {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        /// Send the prompt as a user chat message and generate the assistant's reply.
+        #[arg(long)]
+        chat: bool,
+        #[arg(long, default_value_t = 128)]
+        max_tokens: usize,
+        /// 0 = greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        /// Stop sequence (repeatable).
+        #[arg(long)]
+        stop: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,7 +138,7 @@ impl From<ScopeArg> for Scope {
     }
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     let mut config = Config::load(cli.config.as_deref())?;
     crate::telemetry::init_logging(&config.log.format, &config.log.level);
     match cli.command {
@@ -190,8 +237,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Schema => print!("{}", crate::graphql::sdl()),
         Command::Config => print!("{}", Config::default_toml()),
+        Command::Train {
+            job_config,
+            dataset,
+            out,
+            text,
+            resume,
+            validate_only,
+        } => {
+            let args = crate::training::local::TrainArgs {
+                job_config,
+                dataset,
+                out,
+                raw_text: text,
+                resume,
+                validate_only,
+            };
+            return crate::training::local::train(args).await;
+        }
+        Command::Generate {
+            checkpoint,
+            prompt,
+            chat,
+            max_tokens,
+            temperature,
+            top_p,
+            stop,
+            seed,
+        } => {
+            let params = ftl_trainer::GenerateParams {
+                max_tokens,
+                temperature,
+                top_p,
+                stop,
+                seed,
+            };
+            crate::training::local::generate(crate::training::local::GenerateArgs {
+                checkpoint,
+                prompt,
+                chat,
+                params,
+            })
+            .await?;
+        }
     }
-    Ok(())
+    Ok(0)
 }
 
 async fn offline_state(mut config: Config) -> anyhow::Result<AppState> {

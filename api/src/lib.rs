@@ -10,6 +10,7 @@ pub mod mlflow;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod training;
 
 pub use config::Config;
 pub use server::{Server, build_server};

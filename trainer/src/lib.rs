@@ -13,7 +13,9 @@
 pub mod checkpoint;
 pub mod dataset;
 pub mod generate;
+pub mod job;
 pub mod model;
+pub mod run;
 pub mod schedule;
 pub mod tokenizer;
 pub mod train;

@@ -6,3 +6,4 @@
 mod crash;
 mod mlflow_client;
 mod process;
+mod train_cli;

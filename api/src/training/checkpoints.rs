@@ -1,0 +1,191 @@
+//! Checkpoints of a training run stored through `object_store` (a local
+//! folder by default; S3/GCS/Azure by URL): one folder per checkpoint,
+//! `meta.json` written last so a folder without it is never read (a crash
+//! mid-save leaves nothing half-visible), keep-last-N and keep-best pruning.
+
+use std::sync::Arc;
+
+use ftl_trainer::Checkpoint;
+use ftl_trainer::checkpoint::{CheckpointFile, META_FILE};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+/// The sidecar of each checkpoint: what listing and pruning need.
+pub const INFO_FILE: &str = "ftl-checkpoint.json";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    pub name: String,
+    pub step: u64,
+    pub epoch: f64,
+    pub eval_loss: Option<f64>,
+    pub files: Vec<StoredFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredFile {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+pub struct CheckpointStore {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    /// Keep this many most recent checkpoints (`None`: all); the best is never pruned.
+    keep_last: Option<usize>,
+}
+
+impl CheckpointStore {
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: Path, keep_last: Option<usize>) -> Self {
+        Self {
+            store,
+            prefix,
+            keep_last,
+        }
+    }
+
+    fn folder(&self, name: &str) -> Path {
+        self.prefix.clone().join(name)
+    }
+
+    /// Store a checkpoint and prune older ones; returns what was stored.
+    pub async fn save(
+        &self,
+        checkpoint: &Checkpoint,
+        eval_loss: Option<f64>,
+    ) -> anyhow::Result<CheckpointInfo> {
+        let name = format!("checkpoint-{:08}", checkpoint.meta.step);
+        let folder = self.folder(&name);
+        let files = checkpoint.files()?;
+        let info = CheckpointInfo {
+            name: name.clone(),
+            step: checkpoint.meta.step,
+            epoch: checkpoint.meta.epoch,
+            eval_loss,
+            files: files
+                .iter()
+                .map(|f| StoredFile {
+                    name: f.name.to_string(),
+                    size: f.bytes.len() as u64,
+                    sha256: f.sha256.clone(),
+                })
+                .collect(),
+        };
+        // Everything but meta.json, then the sidecar, then meta.json: the commit point.
+        let (meta, rest): (Vec<CheckpointFile>, Vec<CheckpointFile>) =
+            files.into_iter().partition(|f| f.name == META_FILE);
+        for file in rest {
+            self.store
+                .put(
+                    &folder.clone().join(file.name),
+                    PutPayload::from(file.bytes),
+                )
+                .await?;
+        }
+        self.store
+            .put(
+                &folder.clone().join(INFO_FILE),
+                PutPayload::from(serde_json::to_vec_pretty(&info)?),
+            )
+            .await?;
+        for file in meta {
+            self.store
+                .put(
+                    &folder.clone().join(file.name),
+                    PutPayload::from(file.bytes),
+                )
+                .await?;
+        }
+        self.prune().await?;
+        Ok(info)
+    }
+
+    /// Complete checkpoints, oldest first.
+    pub async fn list(&self) -> anyhow::Result<Vec<CheckpointInfo>> {
+        let listing = self.store.list_with_delimiter(Some(&self.prefix)).await?;
+        let mut out = Vec::new();
+        for folder in listing.common_prefixes {
+            let meta = folder.clone().join(META_FILE);
+            if self.store.head(&meta).await.is_err() {
+                continue; // incomplete: a save that did not finish
+            }
+            let info = self
+                .store
+                .get(&folder.clone().join(INFO_FILE))
+                .await?
+                .bytes()
+                .await?;
+            out.push(serde_json::from_slice::<CheckpointInfo>(&info)?);
+        }
+        out.sort_by_key(|c| c.step);
+        Ok(out)
+    }
+
+    /// The checkpoint with the lowest eval loss.
+    pub fn best(list: &[CheckpointInfo]) -> Option<&CheckpointInfo> {
+        list.iter()
+            .filter(|c| c.eval_loss.is_some_and(f64::is_finite))
+            .min_by(|a, b| {
+                a.eval_loss
+                    .unwrap_or(f64::INFINITY)
+                    .total_cmp(&b.eval_loss.unwrap_or(f64::INFINITY))
+            })
+    }
+
+    async fn prune(&self) -> anyhow::Result<()> {
+        let Some(keep) = self.keep_last else {
+            return Ok(());
+        };
+        let list = self.list().await?;
+        let best = Self::best(&list).map(|c| c.name.clone());
+        let cut = list.len().saturating_sub(keep);
+        for old in &list[..cut] {
+            if Some(&old.name) == best.as_ref() {
+                continue;
+            }
+            // meta.json first: the folder stops counting before its files go.
+            let folder = self.folder(&old.name);
+            self.store.delete(&folder.clone().join(META_FILE)).await?;
+            let paths: Vec<Path> = self
+                .store
+                .list(Some(&folder))
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await?;
+            for path in paths {
+                self.store.delete(&path).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Read a stored checkpoint back.
+    pub async fn load(&self, name: &str) -> anyhow::Result<Checkpoint> {
+        let folder = self.folder(name);
+        let mut files = std::collections::HashMap::new();
+        let paths: Vec<Path> = self
+            .store
+            .list(Some(&folder))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        for path in paths {
+            if let Some(file) = path.filename() {
+                let bytes = self.store.get(&path).await?.bytes().await?;
+                files.insert(file.to_string(), bytes.to_vec());
+            }
+        }
+        Ok(Checkpoint::from_files(|n| files.remove(n))?)
+    }
+
+    /// The most recent complete checkpoint.
+    pub async fn latest(&self) -> anyhow::Result<Option<Checkpoint>> {
+        match self.list().await?.last() {
+            Some(info) => Ok(Some(self.load(&info.name).await?)),
+            None => Ok(None),
+        }
+    }
+}
