@@ -803,6 +803,93 @@ async fn mlflow_projects_scopes_and_wire(backend: Backend) {
     s.stop().await;
 }
 
+async fn training_config_validation(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let key = s.key("trainer", Scope::Read).await;
+    let q =
+        "query($c: JSON!) { validateTrainingConfig(config: $c) { valid configHash normalizedConfig
+        issues { path code severity message value constraint fields } warnings { path code }
+        estimates { totalSteps } } }";
+    // The spec's error example (training-config.md §4), against the built-in trainer.
+    let bad = json!({"model": {"name": "ftl/byte-transformer-tiny", "torch_dtype": "float32"},
+                     "training": {"learning_rate": 0, "lora_r": 16, "optim": "adamw_torch", "bf16": false},
+                     "lora": {"enabled": false}, "quantization": {"load_in_4bit": true, "load_in_8bit": true}});
+    let v = &s.ok(&key, q, json!({"c": bad})).await["validateTrainingConfig"];
+    assert_eq!(v["valid"], false);
+    let codes: Vec<(String, String)> = v["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["path"].as_str().unwrap().to_string(),
+                i["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // lora.r = 16 comes from the legacy name; conflicting with nothing; 4/8-bit are
+    // mutually exclusive, need LoRA, and the built-in trainer runs neither.
+    assert_eq!(
+        codes,
+        vec![
+            ("quantization".to_string(), "mutually_exclusive".to_string()),
+            ("quantization".to_string(), "requires".to_string()),
+            (
+                "quantization.load_in_4bit".to_string(),
+                "unsupported_by_trainer".to_string()
+            ),
+            (
+                "quantization.load_in_8bit".to_string(),
+                "unsupported_by_trainer".to_string()
+            ),
+            (
+                "training.learning_rate".to_string(),
+                "out_of_range".to_string()
+            ),
+        ]
+    );
+    let lr = &v["issues"][4];
+    assert_eq!(lr["message"], "learning_rate must be > 0 and <= 1 (got 0)");
+    assert_eq!(
+        lr["constraint"],
+        json!({"exclusive_minimum": 0, "maximum": 1})
+    );
+    assert_eq!(lr["value"], json!(0));
+    // The default max_length (512) is above the tiny model's context (256).
+    assert_eq!(
+        v["warnings"],
+        json!([{"path": "model.torch_dtype", "code": "float32_vram"},
+               {"path": "training.lora_r", "code": "deprecated_field"},
+               {"path": "training.max_length", "code": "exceeds_model_context"}])
+    );
+    // A valid one: normalized, hashed, same hash for the same config in another key order.
+    let good = json!({"model": {"name": "ftl/byte-transformer-tiny", "torch_dtype": "auto"}, "lora": {"enabled": false},
+                      "training": {"optim": "adamw_torch", "bf16": false, "max_steps": 50}});
+    let a = s.ok(&key, q, json!({"c": good})).await["validateTrainingConfig"].clone();
+    assert_eq!(a["valid"], true, "{a}");
+    assert_eq!(
+        a["normalizedConfig"]["training"]["learning_rate"],
+        json!(0.0002)
+    );
+    assert_eq!(
+        a["estimates"]["totalSteps"],
+        Value::Null,
+        "no dataset, no step estimate"
+    );
+    let reordered = json!({"training": {"max_steps": 50, "bf16": false, "optim": "adamw_torch"}, "lora": {"enabled": false},
+                           "model": {"torch_dtype": "auto", "name": "ftl/byte-transformer-tiny"}});
+    let b = s.ok(&key, q, json!({"c": reordered})).await["validateTrainingConfig"].clone();
+    assert_eq!(a["configHash"], b["configHash"]);
+    // Authenticated like every field; bounded like every input.
+    assert_eq!(s.code(None, q, json!({"c": good})).await, "UNAUTHENTICATED");
+    let huge = json!({"model": {"name": "x".repeat(300 * 1024)}});
+    assert_eq!(
+        s.code(Some(&key), q, json!({"c": huge})).await,
+        "LIMIT_EXCEEDED"
+    );
+    s.stop().await;
+}
+
 macro_rules! e2e {
     ($($name:ident),*) => {
         mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Sqlite).await } )* }
@@ -816,5 +903,6 @@ e2e!(
     live_subscriptions,
     idempotency_pagination_and_limits,
     mlflow_transport_and_auth,
-    mlflow_projects_scopes_and_wire
+    mlflow_projects_scopes_and_wire,
+    training_config_validation
 );

@@ -61,6 +61,32 @@ impl Query {
         })
     }
 
+    /// Validates a training job config (`specs/training-config.md` §4) for the
+    /// built-in trainer and writes nothing: every issue and warning, the
+    /// normalized config, its hash, and the estimates that do not need a dataset.
+    async fn validate_training_config(
+        &self,
+        ctx: &Context<'_>,
+        config: async_graphql::Json<serde_json::Value>,
+    ) -> async_graphql::Result<TrainingConfigValidation> {
+        caller(ctx, Scope::Read)?;
+        let size = serde_json::to_vec(&config.0).map_err(internal)?.len();
+        if size > ftl_domain::limits::MAX_CONFIG_BYTES {
+            return Err(gql_error(
+                Code::LimitExceeded,
+                format!(
+                    "config is {size} bytes; the limit is {}",
+                    ftl_domain::limits::MAX_CONFIG_BYTES
+                ),
+            ));
+        }
+        let context = ftl_domain::training_config::Context {
+            trainer: ftl_trainer::job::support(&[], None),
+            ..Default::default()
+        };
+        Ok(ftl_domain::training_config::validate(&config.0, &context).into())
+    }
+
     /// One job of this project.
     async fn job(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Job>> {
         let id = parse_id(&id, "id")?;

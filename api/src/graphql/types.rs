@@ -220,3 +220,79 @@ pub struct MetricPointOut {
     pub value: MetricFloat,
     pub timestamp_ms: i64,
 }
+
+/// One problem with a training config (`specs/training-config.md` §4).
+#[derive(SimpleObject)]
+pub struct ConfigIssue {
+    /// Dotted path, `[i]` for list items.
+    pub path: String,
+    /// Stable rule code: `out_of_range`, `invalid_enum`, `unsupported_by_trainer`, …
+    pub code: String,
+    /// `error` or `warning`.
+    pub severity: String,
+    pub message: String,
+    pub value: Option<async_graphql::Json<serde_json::Value>>,
+    pub constraint: Option<async_graphql::Json<serde_json::Value>>,
+    pub fields: Vec<String>,
+}
+
+impl From<ftl_domain::training_config::Issue> for ConfigIssue {
+    fn from(i: ftl_domain::training_config::Issue) -> Self {
+        Self {
+            path: i.path,
+            code: i.code.to_string(),
+            severity: match i.severity {
+                ftl_domain::training_config::Severity::Error => "error".into(),
+                ftl_domain::training_config::Severity::Warning => "warning".into(),
+            },
+            message: i.message,
+            value: i.value.map(async_graphql::Json),
+            constraint: i.constraint.map(async_graphql::Json),
+            fields: i.fields,
+        }
+    }
+}
+
+/// Estimates of a validated config (absent where the inputs are unknown).
+#[derive(SimpleObject)]
+pub struct ConfigEstimates {
+    pub total_steps: Option<u64>,
+    pub tokens: Option<u64>,
+    /// Peak training memory, GiB.
+    pub vram_gb: Option<f64>,
+    pub duration_s: Option<f64>,
+    pub cost_usd: Option<f64>,
+}
+
+/// The result of validating a training config: nothing is written.
+#[derive(SimpleObject)]
+pub struct TrainingConfigValidation {
+    pub valid: bool,
+    /// Errors, sorted by path then code.
+    pub issues: Vec<ConfigIssue>,
+    pub warnings: Vec<ConfigIssue>,
+    /// Legacy names mapped, every default filled, keys sorted.
+    pub normalized_config: async_graphql::Json<serde_json::Value>,
+    /// SHA-256 of the normalized config's canonical JSON.
+    pub config_hash: String,
+    pub estimates: ConfigEstimates,
+}
+
+impl From<ftl_domain::training_config::Validation> for TrainingConfigValidation {
+    fn from(v: ftl_domain::training_config::Validation) -> Self {
+        Self {
+            valid: v.valid,
+            issues: v.issues.into_iter().map(ConfigIssue::from).collect(),
+            warnings: v.warnings.into_iter().map(ConfigIssue::from).collect(),
+            normalized_config: async_graphql::Json(v.normalized_config),
+            config_hash: v.config_hash,
+            estimates: ConfigEstimates {
+                total_steps: v.estimates.total_steps,
+                tokens: v.estimates.tokens,
+                vram_gb: v.estimates.vram_gb,
+                duration_s: v.estimates.duration_s,
+                cost_usd: v.estimates.cost_usd,
+            },
+        }
+    }
+}
