@@ -348,9 +348,14 @@ fn set(root: &mut Value, path: &str, value: Value) {
 /// Move a legacy value to its new path; both present with different values
 /// is `conflicting_fields`.
 fn move_legacy(config: &mut Value, old: &str, new: &str, issues: &mut Vec<Issue>) {
-    let Some(value) = take(config, old) else {
-        return;
-    };
+    if let Some(value) = take(config, old) {
+        place_legacy(config, old, value, new, issues);
+    }
+}
+
+/// Put the value found at legacy path `old` at `new`, warning; both set and
+/// different is `conflicting_fields`.
+fn place_legacy(config: &mut Value, old: &str, value: Value, new: &str, issues: &mut Vec<Issue>) {
     let mut warning = Issue::new(
         Severity::Warning,
         old,
@@ -378,20 +383,9 @@ fn move_legacy(config: &mut Value, old: &str, new: &str, issues: &mut Vec<Issue>
 fn map_legacy(config: &mut Value, issues: &mut Vec<Issue>) {
     if let Some(Value::Object(lora)) = take(config, "training.lora_config") {
         for (old, new) in LORA_CONFIG {
-            if let Some(v) = lora.get(*old) {
-                set(config, &format!("training.lora_config__{old}"), v.clone());
-                move_legacy(
-                    config,
-                    &format!("training.lora_config__{old}"),
-                    &format!("lora.{new}"),
-                    issues,
-                );
-            }
-        }
-        for issue in issues.iter_mut() {
-            issue.path = issue.path.replace("lora_config__", "lora_config.");
-            for f in &mut issue.fields {
-                *f = f.replace("lora_config__", "lora_config.");
+            if let Some(value) = lora.get(*old) {
+                let old = format!("training.lora_config.{old}");
+                place_legacy(config, &old, value.clone(), &format!("lora.{new}"), issues);
             }
         }
     }

@@ -8,8 +8,68 @@ use serde_json::{Value, json};
 use crate::TrainError;
 use crate::dataset::{Dataset, DatasetKind, Example};
 use crate::model::ModelConfig;
+use crate::run::{RunPlan, SaveEvery};
 use crate::schedule::ScheduleKind;
 use crate::train::{Method, TrainConfig};
+
+/// Everything a run of a normalized job config needs, read from it in one place.
+pub struct Prepared {
+    /// (train, eval) examples.
+    pub split: (Vec<Example>, Vec<Example>),
+    pub train: TrainConfig,
+    pub plan: RunPlan,
+    /// `checkpoint.save_total_limit` (`None`: keep all).
+    pub keep_last: Option<usize>,
+}
+
+/// Split the dataset, map the trainer config and the run plan.
+pub fn prepare(
+    config: &Value,
+    dataset: &Dataset,
+    model: ModelConfig,
+) -> Result<Prepared, TrainError> {
+    let split = dataset.split(
+        number(config, "data.train_split")?,
+        number(config, "data.eval_split")?,
+        field(config, "data.shuffle_seed")?.as_i64().unwrap_or(42) as u64,
+    );
+    let train = train_config(config, model, split.0.len())?;
+    let steps_per_epoch = (split.0.len() as u64).div_ceil(train.samples_per_step());
+    Ok(Prepared {
+        plan: run_plan(config, steps_per_epoch),
+        keep_last: field(config, "checkpoint.save_total_limit")?
+            .as_u64()
+            .map(|n| n as usize),
+        split,
+        train,
+    })
+}
+
+/// The run plan (logging, evaluation, saving) a normalized config describes.
+fn run_plan(config: &Value, steps_per_epoch: u64) -> RunPlan {
+    let int = |path: &str| field(config, path).ok().and_then(Value::as_u64);
+    let text = |path: &str| string(config, path).unwrap_or("");
+    let eval_steps = match text("evaluation.strategy") {
+        "steps" => int("evaluation.eval_steps"),
+        "epoch" => Some(steps_per_epoch.max(1)),
+        _ => None,
+    };
+    let save = match text("checkpoint.save_strategy") {
+        "steps" => int("checkpoint.save_steps").map_or(SaveEvery::Never, SaveEvery::Steps),
+        "epoch" => SaveEvery::Epoch,
+        "time" => int("checkpoint.save_minutes").map_or(SaveEvery::Never, SaveEvery::Minutes),
+        _ => SaveEvery::Never,
+    };
+    RunPlan {
+        logging_steps: int("training.logging_steps").unwrap_or(10).max(1),
+        eval_steps,
+        save,
+        save_on_pause: field(config, "checkpoint.save_on_pause")
+            .ok()
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+    }
+}
 
 /// The models a job can start from by name (fresh weights of that size).
 pub const PRESETS: [(&str, ModelConfig); 3] = [

@@ -26,34 +26,6 @@ pub struct RunPlan {
     pub save_on_pause: bool,
 }
 
-impl RunPlan {
-    /// The plan a normalized job config describes.
-    pub fn from_config(config: &serde_json::Value, steps_per_epoch: u64) -> Self {
-        let get = |path: &str| path.split('.').try_fold(config, |n, k| n.get(k));
-        let int = |path: &str| get(path).and_then(serde_json::Value::as_u64);
-        let text = |path: &str| get(path).and_then(serde_json::Value::as_str).unwrap_or("");
-        let eval_steps = match text("evaluation.strategy") {
-            "steps" => int("evaluation.eval_steps"),
-            "epoch" => Some(steps_per_epoch.max(1)),
-            _ => None,
-        };
-        let save = match text("checkpoint.save_strategy") {
-            "steps" => int("checkpoint.save_steps").map_or(SaveEvery::Never, SaveEvery::Steps),
-            "epoch" => SaveEvery::Epoch,
-            "time" => int("checkpoint.save_minutes").map_or(SaveEvery::Never, SaveEvery::Minutes),
-            _ => SaveEvery::Never,
-        };
-        Self {
-            logging_steps: int("training.logging_steps").unwrap_or(10).max(1),
-            eval_steps,
-            save,
-            save_on_pause: get("checkpoint.save_on_pause")
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(true),
-        }
-    }
-}
-
 /// What the caller wants between steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {

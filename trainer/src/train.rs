@@ -287,7 +287,7 @@ impl Trainer {
                 .map(|p| self.order.at(p))
                 .collect();
             let batch: Vec<&Example> = indices.iter().map(|i| &self.train[*i]).collect();
-            let out = self.loss(&self.model, &batch, &self.device)?;
+            let out = self.loss(&self.model, &batch, &self.device, false)?;
             loss_sum += out.value;
             tokens += out.tokens;
             samples += batch.len() as u64;
@@ -329,7 +329,7 @@ impl Trainer {
             .take(self.config.eval_max_batches)
         {
             let batch: Vec<&Example> = batch.iter().collect();
-            let out = self.loss(&model, &batch, &device)?;
+            let out = self.loss(&model, &batch, &device, true)?;
             loss += out.value * out.weight;
             correct += out.correct;
             weight += out.weight;
@@ -371,11 +371,14 @@ impl Trainer {
         })
     }
 
+    /// The batch's loss; `evaluating` also counts correct predictions (an
+    /// argmax and a device read the training steps do not need).
     fn loss(
         &self,
         model: &LanguageModel,
         batch: &[&Example],
         device: &Device,
+        evaluating: bool,
     ) -> Result<LossOut, TrainError> {
         match self.config.method {
             Method::Dpo => self.dpo_loss(model, batch, device),
@@ -388,7 +391,12 @@ impl Trainer {
                     })
                     .collect();
                 let limit = self.config.max_length.min(self.config.model.context);
-                Ok(lm_loss(model, &sequences_batch(&sequences, limit), device))
+                Ok(lm_loss(
+                    model,
+                    &sequences_batch(&sequences, limit),
+                    device,
+                    evaluating,
+                ))
             }
         }
     }
@@ -586,28 +594,32 @@ struct LossOut {
     preference: Vec<(String, f64)>,
 }
 
-/// Mean cross-entropy over target tokens, and how many were predicted exactly.
-fn lm_loss(model: &LanguageModel, packed: &Packed, device: &Device) -> LossOut {
+/// Mean cross-entropy over target tokens, and (when asked) how many were predicted exactly.
+fn lm_loss(
+    model: &LanguageModel,
+    packed: &Packed,
+    device: &Device,
+    count_correct: bool,
+) -> LossOut {
     let (inputs, targets, mask) = packed.tensors(device);
     let [rows, len] = [packed.rows, packed.len];
     let logits = model.forward(inputs);
-    let predicted = logits.clone().argmax(2).reshape([rows, len]);
+    let correct = if count_correct {
+        let predicted = logits.clone().argmax(2).reshape([rows, len]);
+        let hits = predicted
+            .equal(targets.clone())
+            .float()
+            .mul(mask.clone())
+            .sum();
+        f64::from(hits.into_scalar::<f32>())
+    } else {
+        0.0
+    };
     let log_probs = burn::tensor::activation::log_softmax(logits, 2)
-        .gather(2, targets.clone().reshape([rows, len, 1]))
+        .gather(2, targets.reshape([rows, len, 1]))
         .reshape([rows, len]);
     let weight: f64 = packed.mask.iter().map(|m| f64::from(*m)).sum();
-    let loss = (log_probs * mask.clone())
-        .sum()
-        .neg()
-        .div_scalar(weight.max(1.0));
-    let correct: f64 = f64::from(
-        predicted
-            .equal(targets)
-            .float()
-            .mul(mask)
-            .sum()
-            .into_scalar::<f32>(),
-    );
+    let loss = (log_probs * mask).sum().neg().div_scalar(weight.max(1.0));
     let value = f64::from(loss.clone().into_scalar::<f32>());
     LossOut {
         loss,

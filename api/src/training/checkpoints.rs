@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use ftl_trainer::Checkpoint;
-use ftl_trainer::checkpoint::{CheckpointFile, META_FILE};
+use ftl_trainer::checkpoint::META_FILE;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -74,33 +74,23 @@ impl CheckpointStore {
                 })
                 .collect(),
         };
-        // Everything but meta.json, then the sidecar, then meta.json: the commit point.
-        let (meta, rest): (Vec<CheckpointFile>, Vec<CheckpointFile>) =
-            files.into_iter().partition(|f| f.name == META_FILE);
-        for file in rest {
-            self.store
-                .put(
-                    &folder.clone().join(file.name),
-                    PutPayload::from(file.bytes),
-                )
-                .await?;
-        }
-        self.store
-            .put(
-                &folder.clone().join(INFO_FILE),
-                PutPayload::from(serde_json::to_vec_pretty(&info)?),
-            )
-            .await?;
-        for file in meta {
-            self.store
-                .put(
-                    &folder.clone().join(file.name),
-                    PutPayload::from(file.bytes),
-                )
-                .await?;
+        // `files()` ends with meta.json, the commit point; the sidecar goes just before it.
+        for file in files {
+            if file.name == META_FILE {
+                self.put(&folder, INFO_FILE, serde_json::to_vec_pretty(&info)?)
+                    .await?;
+            }
+            self.put(&folder, file.name, file.bytes).await?;
         }
         self.prune().await?;
         Ok(info)
+    }
+
+    async fn put(&self, folder: &Path, name: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        self.store
+            .put(&folder.clone().join(name), PutPayload::from(bytes))
+            .await?;
+        Ok(())
     }
 
     /// Complete checkpoints, oldest first.

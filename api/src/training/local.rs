@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ftl_domain::training_config::{Context, Validation, validate};
-use ftl_trainer::run::{Control, LogLevel, Observer, Outcome, RunPlan, SaveReason};
+use ftl_trainer::run::{Control, LogLevel, Observer, Outcome, SaveReason};
 use ftl_trainer::{Backend, Checkpoint, Dataset, TrainError, Trainer, job};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -87,32 +87,18 @@ pub async fn train(args: TrainArgs) -> anyhow::Result<u8> {
         return Ok(2);
     }
     let normalized = validation.normalized_config.clone();
-    let train_split = normalized
-        .pointer("/data/train_split")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.8);
-    let eval_split = normalized
-        .pointer("/data/eval_split")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.2);
-    let shuffle_seed = normalized
-        .pointer("/data/shuffle_seed")
-        .and_then(Value::as_i64)
-        .unwrap_or(42) as u64;
-    let split = dataset.split(train_split, eval_split, shuffle_seed);
-    let train_config = job::train_config(&normalized, model, split.0.len())?;
-    let steps_per_epoch = (split.0.len() as u64).div_ceil(train_config.samples_per_step());
-    let plan = RunPlan::from_config(&normalized, steps_per_epoch);
+    let job::Prepared {
+        split,
+        train: train_config,
+        plan,
+        keep_last,
+    } = job::prepare(&normalized, &dataset, model)?;
 
     std::fs::create_dir_all(&args.out)?;
-    let keep = normalized
-        .pointer("/checkpoint/save_total_limit")
-        .and_then(Value::as_u64)
-        .map(|n| n as usize);
     let store = Arc::new(CheckpointStore::new(
         Arc::new(LocalFileSystem::new_with_prefix(&args.out)?),
         Path::from("checkpoints"),
-        keep,
+        keep_last,
     ));
     std::fs::write(
         args.out.join("config.json"),

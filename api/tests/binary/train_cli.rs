@@ -51,12 +51,25 @@ fn good_config(steps: u64) -> Value {
     })
 }
 
-fn train(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
+/// `finetune-lab train --job-config CONFIG --dataset DATA --out OUT`.
+fn train_command(config: &Path, data: &Path, out: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
         .arg("train")
-        .args(args)
+        .arg("--job-config")
+        .arg(config)
+        .arg("--dataset")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
         .env_remove("FTL_CONFIG")
-        .env("FTL__LOG__LEVEL", "warn")
+        .env("FTL__LOG__LEVEL", "warn");
+    command
+}
+
+fn train(config: &Path, data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    train_command(config, data, out)
+        .args(extra)
         .output()
         .unwrap()
 }
@@ -89,14 +102,7 @@ fn invalid_config_and_dataset_exit_2_with_every_issue() {
         &dir,
         json!({"model": {"name": "llama"}, "training": {"learning_rate": 0}}),
     );
-    let out = train(&[
-        "--job-config",
-        config.to_str().unwrap(),
-        "--dataset",
-        data.to_str().unwrap(),
-        "--out",
-        dir.join("o").to_str().unwrap(),
-    ]);
+    let out = train(&config, &data, &dir.join("o"), &[]);
     assert_eq!(out.status.code(), Some(2));
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["error"]["code"], "config_invalid");
@@ -124,14 +130,7 @@ fn invalid_config_and_dataset_exit_2_with_every_issue() {
     )
     .unwrap();
     let config = write_config(&dir, good_config(10));
-    let out = train(&[
-        "--job-config",
-        config.to_str().unwrap(),
-        "--dataset",
-        dir.join("bad.jsonl").to_str().unwrap(),
-        "--out",
-        dir.join("o").to_str().unwrap(),
-    ]);
+    let out = train(&config, &dir.join("bad.jsonl"), &dir.join("o"), &[]);
     assert_eq!(out.status.code(), Some(2));
     let body: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["error"]["code"], "dataset_invalid");
@@ -150,17 +149,9 @@ fn ctrl_c_pauses_after_a_checkpoint_and_resume_is_exact() {
     let data = write_dataset(&dir);
     let steps = 300;
     let config = write_config(&dir, good_config(steps));
-    let (config, data) = (config.to_str().unwrap(), data.to_str().unwrap());
 
     let straight_dir = dir.join("straight");
-    let straight = train(&[
-        "--job-config",
-        config,
-        "--dataset",
-        data,
-        "--out",
-        straight_dir.to_str().unwrap(),
-    ]);
+    let straight = train(&config, &data, &straight_dir, &[]);
     assert!(
         straight.status.success(),
         "{}",
@@ -171,17 +162,7 @@ fn ctrl_c_pauses_after_a_checkpoint_and_resume_is_exact() {
 
     // Same job, interrupted with SIGINT once the first checkpoint is stored.
     let paused_dir = dir.join("paused");
-    let mut child = Command::new(BIN)
-        .args([
-            "train",
-            "--job-config",
-            config,
-            "--dataset",
-            data,
-            "--out",
-            paused_dir.to_str().unwrap(),
-        ])
-        .env_remove("FTL_CONFIG")
+    let mut child = train_command(&config, &data, &paused_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -218,15 +199,7 @@ fn ctrl_c_pauses_after_a_checkpoint_and_resume_is_exact() {
         "paused at {paused_at}"
     );
 
-    let resumed = train(&[
-        "--job-config",
-        config,
-        "--dataset",
-        data,
-        "--out",
-        paused_dir.to_str().unwrap(),
-        "--resume",
-    ]);
+    let resumed = train(&config, &data, &paused_dir, &["--resume"]);
     assert!(resumed.status.success());
     let mut curve = losses(&first_run);
     curve.extend(losses(&lines(&resumed.stdout)));
