@@ -17,6 +17,48 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub log: LogConfig,
     pub artifacts: ArtifactsConfig,
+    pub training: TrainingConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Workers `serve` runs in-process for the local provider (0: none; run
+    /// `finetune-lab worker` processes instead).
+    pub local_workers: usize,
+    /// How often a worker reports it is alive (ms).
+    pub heartbeat_ms: u64,
+    /// A lease expires this long after the last heartbeat (ms); the job is
+    /// then recovered from its last checkpoint.
+    pub lease_ms: u64,
+    /// How often spend is charged as a `job.cost_accrued` event (ms).
+    pub cost_tick_ms: u64,
+    /// How often the reconciler looks for expired leases and due ticks (ms).
+    pub reconcile_ms: u64,
+    /// $/hour charged for training on this machine's CPU.
+    pub local_rate_usd_per_hour: f64,
+    /// A GPU/price catalog file replacing the built-in one.
+    pub gpu_catalog: Option<String>,
+    /// Largest dataset file accepted by an upload.
+    pub max_dataset_bytes: u64,
+    /// Telemetry (CPU %, RSS, GPU) sampling interval of workers (ms).
+    pub telemetry_ms: u64,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            local_workers: 1,
+            heartbeat_ms: 2_000,
+            lease_ms: 30_000,
+            cost_tick_ms: 10_000,
+            reconcile_ms: 1_000,
+            local_rate_usd_per_hour: 0.0,
+            gpu_catalog: None,
+            max_dataset_bytes: 512 * 1024 * 1024,
+            telemetry_ms: 10_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -49,11 +49,28 @@ pub async fn build_server(config: Config) -> anyhow::Result<Server> {
     let port = listener.local_addr()?.port();
     let state = AppState::build(config).await?;
     let (shutdown, rx) = watch::channel(false);
-    let runners = if state.config.projections.run {
-        state.projections.spawn_runners(rx)
+    let mut runners = if state.config.projections.run {
+        state.projections.spawn_runners(rx.clone())
     } else {
         vec![]
     };
+    runners.push(tokio::spawn(crate::training::reconciler::run(
+        state.clone(),
+        rx.clone(),
+    )));
+    for i in 0..state.config.training.local_workers {
+        let opts = crate::training::worker::WorkerOptions {
+            server: format!("http://127.0.0.1:{port}"),
+            token: state.worker_secret.as_ref().clone(),
+            worker_id: format!("local-{}-{i}", std::process::id()),
+            idle_poll: std::time::Duration::from_millis(500),
+            once: false,
+        };
+        runners.push(tokio::spawn(crate::training::worker::run_worker(
+            opts,
+            rx.clone(),
+        )));
+    }
     let schema = build_schema(
         Some(state.clone()),
         state.config.limits.query_depth,
@@ -95,6 +112,8 @@ pub async fn build_server(config: Config) -> anyhow::Result<Server> {
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics_route))
             .configure(crate::mlflow::configure)
+            .configure(crate::training::worker_api::configure)
+            .configure(crate::training::http::configure)
     })
     .listen(listener)?
     .shutdown_timeout(state.config.server.shutdown_timeout_s);

@@ -21,6 +21,11 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Where artifact bytes live (a local folder by default).
     pub artifacts: Arc<dyn object_store::ObjectStore>,
+    /// The GPU/price catalog (GPU selection screen, job rates).
+    pub gpu_catalog: Arc<crate::training::catalog::GpuCatalog>,
+    /// The credential this process's own workers claim with: random per
+    /// start, never stored or logged.
+    pub worker_secret: Arc<String>,
 }
 
 impl AppState {
@@ -52,7 +57,13 @@ impl AppState {
             object_store::local::LocalFileSystem::new_with_prefix(&config.artifacts.root)
                 .context("opening the artifact folder")?,
         );
+        let gpu_catalog = Arc::new(
+            crate::training::catalog::GpuCatalog::load(&config.training)
+                .context("loading the GPU catalog")?,
+        );
         Ok(Self {
+            gpu_catalog,
+            worker_secret: Arc::new(crate::auth::generate_secret()),
             artifacts,
             config: Arc::new(config),
             db,

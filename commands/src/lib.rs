@@ -3,6 +3,7 @@
 
 pub mod db;
 pub mod handler;
+pub mod leases;
 pub mod store;
 
 pub use db::Db;

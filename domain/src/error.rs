@@ -19,6 +19,16 @@ pub enum DomainError {
 }
 
 impl DomainError {
+    /// A stable snake_case code for REST bodies (GraphQL maps to its own).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidTransition { .. } => "invalid_transition",
+            Self::NotFound { .. } => "not_found",
+            Self::AlreadyExists { .. } => "already_exists",
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::LimitExceeded { .. } => "limit_exceeded",
+        }
+    }
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidInput {
             field: field.into(),

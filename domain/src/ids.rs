@@ -61,7 +61,32 @@ id_type!(
     ApiKeyId
 );
 
+id_type!(
+    /// A dataset file registered in a project.
+    DatasetId
+);
+id_type!(
+    /// A model: a checkpoint that can generate, with its lineage.
+    ModelId
+);
+
+impl DatasetId {
+    pub fn stream(&self) -> String {
+        format!("dataset-{}", self.0)
+    }
+}
+
+impl ModelId {
+    pub fn stream(&self) -> String {
+        format!("model-{}", self.0)
+    }
+}
+
 impl JobId {
+    /// The log stream of this job: appended without a version check.
+    pub fn logs_stream(&self) -> String {
+        format!("job-{}-logs", self.0)
+    }
     /// The lifecycle stream of this job: short, version-checked.
     pub fn stream(&self) -> String {
         format!("job-{}", self.0)

@@ -14,9 +14,10 @@ pub mod job;
 pub mod limits;
 pub mod metrics;
 pub mod project;
+pub mod registry;
 pub mod training_config;
 
 pub use decider::Decider;
 pub use error::DomainError;
 pub use events::{AggregateEvent, DomainEvent, EventCodecError};
-pub use ids::{ApiKeyId, JobId, ProjectId};
+pub use ids::{ApiKeyId, DatasetId, JobId, ModelId, ProjectId};

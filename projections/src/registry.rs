@@ -52,6 +52,7 @@ impl Projections {
             Arc::new(views::catalog::CatalogProjection),
             Arc::new(views::metrics::MetricsProjection),
             Arc::new(views::tracking::TrackingProjection),
+            Arc::new(views::training::TrainingProjection),
         ];
         let progress = list
             .iter()

@@ -5,21 +5,35 @@ mod mutation;
 mod query;
 mod scalars;
 mod subscription;
+mod training;
 mod types;
 
 pub use errors::{Code, gql_error};
 
 use crate::auth::Caller;
 use crate::state::AppState;
-use async_graphql::{Context, Schema};
+use async_graphql::{Context, MergedObject, MergedSubscription, Schema};
 use ftl_domain::project::Scope;
 
-pub type ApiSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+#[derive(MergedObject, Default)]
+pub struct Query(query::Query, training::TrainingQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(mutation::Mutation, training::TrainingMutation);
+
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(subscription::Subscription, training::TrainingSubscription);
+
+pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
 pub fn build_schema(state: Option<AppState>, depth: usize, complexity: usize) -> ApiSchema {
-    let mut b = Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .limit_depth(depth)
-        .limit_complexity(complexity);
+    let mut b = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(depth)
+    .limit_complexity(complexity);
     if let Some(s) = state {
         b = b.data(s);
     }

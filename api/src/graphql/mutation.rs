@@ -17,11 +17,12 @@ use ftl_domain::project::Scope;
 use ftl_projections::views::catalog;
 use uuid::Uuid;
 
+#[derive(Default)]
 pub struct Mutation;
 
 /// The command id: derived from the client's idempotency key (scoped to the
 /// project, the operation and its target) or fresh.
-fn command_id(
+pub(crate) fn command_id(
     c: &Caller,
     op: &str,
     target: &str,
@@ -43,7 +44,7 @@ fn command_id(
 }
 
 /// Waits until the read models show `position`, then reads the job back.
-async fn job_after(
+pub(crate) async fn job_after(
     st: &AppState,
     c: &Caller,
     job: Uuid,
@@ -64,7 +65,7 @@ async fn job_after(
         })
 }
 
-async fn transition(
+pub(crate) async fn transition(
     ctx: &Context<'_>,
     id: ID,
     cmd: JobCommand,
@@ -88,7 +89,7 @@ async fn transition(
     job_after(st, c, job.0, handled.position()).await
 }
 
-#[Object]
+#[Object(name = "CoreMutation")]
 impl Mutation {
     /// Registers a job reported from outside (any training script). It starts
     /// `QUEUED` and becomes `RUNNING` on `startJob` or its first metrics.

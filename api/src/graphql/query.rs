@@ -9,6 +9,7 @@ use ftl_domain::project::Scope;
 use ftl_projections::views::{catalog, metrics};
 use uuid::Uuid;
 
+#[derive(Default)]
 pub struct Query;
 
 pub(crate) fn parse_id(id: &ID, what: &str) -> async_graphql::Result<Uuid> {
@@ -48,7 +49,7 @@ fn decode_cursor(after: Option<String>) -> async_graphql::Result<Option<i64>> {
         .transpose()
 }
 
-#[Object]
+#[Object(name = "CoreQuery")]
 impl Query {
     /// The project and scope of the key making this request.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<Me> {

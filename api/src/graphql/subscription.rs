@@ -9,9 +9,10 @@ use ftl_projections::views::catalog;
 use futures::stream::{Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
 
+#[derive(Default)]
 pub struct Subscription;
 
-#[GqlSubscription]
+#[GqlSubscription(name = "CoreSubscription")]
 impl Subscription {
     /// The job now, then again after each status change (as projected).
     async fn job_status(

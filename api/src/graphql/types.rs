@@ -104,6 +104,20 @@ impl Job {
             })
             .collect())
     }
+
+    /// Managed training facts (null for jobs reported from outside).
+    async fn training(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::training::Training>> {
+        let st = state(ctx)?;
+        Ok(
+            ftl_projections::views::training::training(&st.db, self.uuid)
+                .await
+                .map_err(internal)?
+                .map(super::training::Training::from),
+        )
+    }
 }
 
 #[derive(SimpleObject, Clone, Debug)]

@@ -31,6 +31,11 @@ pub struct StoredFile {
     pub sha256: String,
 }
 
+/// The folder name of the checkpoint at `step`.
+pub fn checkpoint_name(step: u64) -> String {
+    format!("checkpoint-{step:08}")
+}
+
 pub struct CheckpointStore {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
@@ -57,7 +62,7 @@ impl CheckpointStore {
         checkpoint: &Checkpoint,
         eval_loss: Option<f64>,
     ) -> anyhow::Result<CheckpointInfo> {
-        let name = format!("checkpoint-{:08}", checkpoint.meta.step);
+        let name = checkpoint_name(checkpoint.meta.step);
         let folder = self.folder(&name);
         let files = checkpoint.files()?;
         let info = CheckpointInfo {
@@ -114,40 +119,31 @@ impl CheckpointStore {
         Ok(out)
     }
 
-    /// The checkpoint with the lowest eval loss.
-    pub fn best(list: &[CheckpointInfo]) -> Option<&CheckpointInfo> {
-        list.iter()
-            .filter(|c| c.eval_loss.is_some_and(f64::is_finite))
-            .min_by(|a, b| {
-                a.eval_loss
-                    .unwrap_or(f64::INFINITY)
-                    .total_cmp(&b.eval_loss.unwrap_or(f64::INFINITY))
-            })
-    }
-
     async fn prune(&self) -> anyhow::Result<()> {
         let Some(keep) = self.keep_last else {
             return Ok(());
         };
         let list = self.list().await?;
-        let best = Self::best(&list).map(|c| c.name.clone());
-        let cut = list.len().saturating_sub(keep);
-        for old in &list[..cut] {
-            if Some(&old.name) == best.as_ref() {
-                continue;
-            }
-            // meta.json first: the folder stops counting before its files go.
-            let folder = self.folder(&old.name);
-            self.store.delete(&folder.clone().join(META_FILE)).await?;
-            let paths: Vec<Path> = self
-                .store
-                .list(Some(&folder))
-                .map_ok(|m| m.location)
-                .try_collect()
-                .await?;
-            for path in paths {
-                self.store.delete(&path).await?;
-            }
+        let steps: Vec<(u64, Option<f64>)> = list.iter().map(|c| (c.step, c.eval_loss)).collect();
+        for step in ftl_domain::job::managed::checkpoints_to_prune(&steps, keep) {
+            self.delete(&checkpoint_name(step)).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes a checkpoint: `meta.json` first, so the folder stops counting
+    /// before its files go.
+    pub async fn delete(&self, name: &str) -> anyhow::Result<()> {
+        let folder = self.folder(name);
+        self.store.delete(&folder.clone().join(META_FILE)).await?;
+        let paths: Vec<Path> = self
+            .store
+            .list(Some(&folder))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        for path in paths {
+            self.store.delete(&path).await?;
         }
         Ok(())
     }

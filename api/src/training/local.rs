@@ -39,7 +39,8 @@ pub fn load_dataset(bytes: &[u8], raw_text: bool, context: usize) -> Result<Data
     })
 }
 
-fn total_memory_bytes() -> Option<u64> {
+/// This machine's memory (the CPU backend's device memory).
+pub fn total_memory_bytes() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kb: u64 = meminfo
         .lines()

@@ -8,9 +8,11 @@
 mod upcast;
 
 use crate::experiment::*;
+use crate::job::logs::LogsAppended;
 use crate::job::*;
 use crate::metrics::{MetricsLogged, MetricsLoggedV1};
 use crate::project::*;
+use crate::registry::{DatasetRegistered, ModelRegistered};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use thiserror::Error;
@@ -23,6 +25,10 @@ pub enum DomainEvent {
     Job(JobEvent),
     MetricsLogged(MetricsLogged),
     Experiment(ExperimentEvent),
+    /// Log lines of a job (its high-volume log stream).
+    LogsAppended(LogsAppended),
+    DatasetRegistered(DatasetRegistered),
+    ModelRegistered(ModelRegistered),
 }
 
 impl DomainEvent {
@@ -31,6 +37,7 @@ impl DomainEvent {
     pub fn weight(&self) -> usize {
         match self {
             DomainEvent::MetricsLogged(m) => m.points.len().max(1),
+            DomainEvent::LogsAppended(l) => l.lines.len().max(1),
             _ => 1,
         }
     }
@@ -71,6 +78,22 @@ pub const SCHEMAS: &[(&str, u32)] = &[
     ("job.run_status_reported", 1),
     ("job.artifact_stored", 1),
     ("job.artifact_deleted", 1),
+    ("job.validated", 1),
+    ("job.dispatched", 1),
+    ("job.recovered", 1),
+    ("job.pause_requested", 1),
+    ("job.paused", 1),
+    ("job.resume_requested", 1),
+    ("job.cancel_requested", 1),
+    ("job.recovery_started", 1),
+    ("job.checkpoint_saved", 1),
+    ("job.checkpoint_pruned", 1),
+    ("job.cost_accrued", 1),
+    ("job.budget_threshold_crossed", 1),
+    ("job.error_recorded", 1),
+    ("job.logs_appended", 1),
+    ("dataset.registered", 1),
+    ("model.registered", 1),
     ("experiment.created", 1),
     ("experiment.renamed", 1),
     ("experiment.deleted", 1),
@@ -113,6 +136,10 @@ impl DomainEvent {
             Self::Job(JobEvent::RunStatusReported(_)) => "job.run_status_reported",
             Self::Job(JobEvent::ArtifactStored(_)) => "job.artifact_stored",
             Self::Job(JobEvent::ArtifactDeleted(_)) => "job.artifact_deleted",
+            Self::Job(JobEvent::Managed(e)) => e.event_type(),
+            Self::LogsAppended(_) => "job.logs_appended",
+            Self::DatasetRegistered(_) => "dataset.registered",
+            Self::ModelRegistered(_) => "model.registered",
             Self::MetricsLogged(_) => "job.metrics_logged",
             Self::Experiment(ExperimentEvent::Created(_)) => "experiment.created",
             Self::Experiment(ExperimentEvent::Renamed(_)) => "experiment.renamed",
@@ -147,6 +174,10 @@ impl DomainEvent {
             Self::Job(JobEvent::RunStatusReported(e)) => to_value(e),
             Self::Job(JobEvent::ArtifactStored(e)) => to_value(e),
             Self::Job(JobEvent::ArtifactDeleted(e)) => to_value(e),
+            Self::Job(JobEvent::Managed(e)) => e.to_payload(),
+            Self::LogsAppended(e) => to_value(e),
+            Self::DatasetRegistered(e) => to_value(e),
+            Self::ModelRegistered(e) => to_value(e),
             Self::MetricsLogged(e) => to_value(&MetricsLoggedV1::from(e)),
             Self::Experiment(ExperimentEvent::Created(e)) => to_value(e),
             Self::Experiment(ExperimentEvent::Renamed(e)) => to_value(e),
@@ -183,7 +214,15 @@ impl DomainEvent {
         fn de<T: DeserializeOwned>(v: Value) -> Result<T, serde_json::Error> {
             serde_json::from_value(v)
         }
+        if ManagedEvent::TYPES.contains(&event_type) {
+            return ManagedEvent::decode(event_type, payload)
+                .map(|e| Self::Job(JobEvent::Managed(e)))
+                .map_err(malformed);
+        }
         Ok(match event_type {
+            "job.logs_appended" => Self::LogsAppended(de(payload).map_err(malformed)?),
+            "dataset.registered" => Self::DatasetRegistered(de(payload).map_err(malformed)?),
+            "model.registered" => Self::ModelRegistered(de(payload).map_err(malformed)?),
             "project.created" => Self::ProjectCreated(de(payload).map_err(malformed)?),
             "api_key.created" => Self::ApiKeyCreated(de(payload).map_err(malformed)?),
             "api_key.revoked" => Self::ApiKeyRevoked(de(payload).map_err(malformed)?),

@@ -1,4 +1,8 @@
 use super::events::*;
+use super::lifecycle::{ManagedState, decide_managed, evolve_managed, release};
+use super::managed::{
+    BudgetChange, CheckpointSaved, ErrorRecorded, JobValidated, PauseReason, RecoveryCause,
+};
 use super::{FailureReason, JobStatus, Provider, RunStatus};
 use crate::decider::Decider;
 use crate::error::DomainError;
@@ -19,6 +23,8 @@ pub struct JobState {
     pub run_tags: BTreeMap<String, String>,
     /// MLflow's `lifecycle_stage = deleted`: the job rejects writes.
     pub deleted: bool,
+    /// Set for managed jobs (from `job.validated`).
+    pub managed: Option<ManagedState>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +67,14 @@ pub fn in_project(project: ProjectId) -> impl Fn(&JobState) -> Result<(), Domain
     move |s: &JobState| match &s.created {
         Some(c) if c.project_id != project => Err(DomainError::NotFound { entity: "job" }),
         _ => Ok(()),
+    }
+}
+
+/// The status a new job starts in: a managed job is validated next.
+pub fn created_status(provider: Provider) -> JobStatus {
+    match provider {
+        Provider::Local => JobStatus::Validating,
+        Provider::External => JobStatus::Queued,
     }
 }
 
@@ -130,6 +144,62 @@ pub enum JobCommand {
     DeleteArtifact {
         path: String,
     },
+    /// A managed job whose config and dataset passed validation: created
+    /// and queued in one step (`validating` → `queued`).
+    CreateManaged {
+        job_id: JobId,
+        project_id: ProjectId,
+        name: String,
+        tags: Vec<String>,
+        config: serde_json::Value,
+        validated: Box<JobValidated>,
+    },
+    /// A worker takes a queued (or recovering) job under a new lease.
+    Dispatch {
+        worker_id: String,
+        lease_id: uuid::Uuid,
+        token_sha256: String,
+    },
+    /// The worker began training (`from_step`: where it resumed).
+    WorkerStarted {
+        lease_id: uuid::Uuid,
+        from_step: Option<u64>,
+    },
+    SaveCheckpoint(Box<CheckpointSaved>),
+    PruneCheckpoint {
+        lease_id: uuid::Uuid,
+        step: u64,
+    },
+    RequestPause {
+        reason: PauseReason,
+    },
+    /// The worker saved (or could not save) and released: the job is paused.
+    ConfirmPaused {
+        lease_id: uuid::Uuid,
+        checkpoint_step: Option<u64>,
+    },
+    Resume {
+        budget: Option<BudgetChange>,
+    },
+    ConfirmCancelled {
+        lease_id: uuid::Uuid,
+    },
+    /// Training finished and the final artifacts are recorded.
+    Finish {
+        lease_id: uuid::Uuid,
+    },
+    FailRun {
+        lease_id: uuid::Uuid,
+        reason: FailureReason,
+        error: Box<ErrorRecorded>,
+    },
+    /// The lease expired without a heartbeat (the reconciler's command).
+    LoseLease {
+        lease_id: uuid::Uuid,
+        cause: RecoveryCause,
+    },
+    /// A cost tick up to now, with the budget rules (the controller's command).
+    AccrueCost,
 }
 
 impl JobCommand {
@@ -149,6 +219,19 @@ impl JobCommand {
             Self::ReportRunStatus { .. } => "report the status of",
             Self::StoreArtifact { .. } => "store an artifact of",
             Self::DeleteArtifact { .. } => "delete an artifact of",
+            Self::CreateManaged { .. } => "create",
+            Self::Dispatch { .. } => "dispatch",
+            Self::WorkerStarted { .. } => "start",
+            Self::SaveCheckpoint(_) => "save a checkpoint of",
+            Self::PruneCheckpoint { .. } => "prune a checkpoint of",
+            Self::RequestPause { .. } => "pause",
+            Self::ConfirmPaused { .. } => "confirm the pause of",
+            Self::Resume { .. } => "resume",
+            Self::ConfirmCancelled { .. } => "confirm the cancellation of",
+            Self::Finish { .. } => "complete",
+            Self::FailRun { .. } => "fail",
+            Self::LoseLease { .. } => "recover",
+            Self::AccrueCost => "charge",
         }
     }
 }
@@ -406,7 +489,7 @@ impl Decider for JobDecider {
     fn decide(
         state: &JobState,
         cmd: &JobCommand,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<Vec<JobEvent>, DomainError> {
         let (created, status) = match (&state.created, state.status) {
             (Some(c), Some(s)) => (c, s),
@@ -445,6 +528,35 @@ impl Decider for JobDecider {
                         }
                         Ok(out)
                     }
+                    JobCommand::CreateManaged {
+                        job_id,
+                        project_id,
+                        name,
+                        tags,
+                        config,
+                        validated,
+                    } => {
+                        validate_create(name, config, tags)?;
+                        Ok(vec![
+                            JobEvent::Created(JobCreated {
+                                job_id: *job_id,
+                                project_id: *project_id,
+                                name: name.trim().to_string(),
+                                config: config.clone(),
+                                tags: tags.clone(),
+                                provider: Provider::Local,
+                                experiment_id: DEFAULT_EXPERIMENT_ID.to_string(),
+                                user_id: String::new(),
+                                start_time_ms: None,
+                            }),
+                            JobEvent::Managed(super::managed::ManagedEvent::Validated(
+                                JobValidated {
+                                    job_id: *job_id,
+                                    ..(**validated).clone()
+                                },
+                            )),
+                        ])
+                    }
                     _ => Err(DomainError::NotFound { entity: "job" }),
                 };
             }
@@ -456,9 +568,26 @@ impl Decider for JobDecider {
         if let Some(events) = decide_run(state, created, status, cmd)? {
             return Ok(events);
         }
+        if let JobCommand::Create { .. } | JobCommand::CreateManaged { .. } = cmd {
+            return Err(DomainError::AlreadyExists { entity: "job" });
+        }
+        if let Some(events) = decide_managed(state, job_id, status, cmd, now)? {
+            return Ok(events);
+        }
         use JobStatus::*;
         match (cmd, status) {
-            (JobCommand::Create { .. }, _) => Err(DomainError::AlreadyExists { entity: "job" }),
+            // A managed job is driven by its worker, not by reporters.
+            (JobCommand::Start | JobCommand::Complete | JobCommand::Fail { .. }, _)
+                if state.managed.is_some() =>
+            {
+                Err(DomainError::invalid(
+                    "job",
+                    "managed_job: a managed job's lifecycle is driven by its worker; use pauseJob, resumeJob or cancelJob",
+                ))
+            }
+            (JobCommand::ReportMetrics, s) if state.managed.is_some() && !s.is_terminal() => {
+                Ok(vec![])
+            }
             (JobCommand::Start, Queued | Provisioning) => {
                 Ok(vec![JobEvent::Started(JobStarted { job_id })])
             }
@@ -514,13 +643,23 @@ impl Decider for JobDecider {
                     provider: e.provider,
                     experiment_id: e.experiment_id.clone(),
                 });
-                state.status = Some(JobStatus::Queued);
+                state.status = Some(created_status(e.provider));
                 state.name = e.name.clone();
             }
             JobEvent::Started(_) | JobEvent::Reopened(_) => state.status = Some(JobStatus::Running),
-            JobEvent::Succeeded(_) => state.status = Some(JobStatus::Succeeded),
-            JobEvent::Failed(_) => state.status = Some(JobStatus::Failed),
-            JobEvent::Cancelled(_) => state.status = Some(JobStatus::Cancelled),
+            JobEvent::Succeeded(_) => {
+                state.status = Some(JobStatus::Succeeded);
+                release(&mut state);
+            }
+            JobEvent::Failed(_) => {
+                state.status = Some(JobStatus::Failed);
+                release(&mut state);
+            }
+            JobEvent::Cancelled(_) => {
+                state.status = Some(JobStatus::Cancelled);
+                release(&mut state);
+            }
+            JobEvent::Managed(e) => evolve_managed(&mut state, e),
             JobEvent::ParamsLogged(e) => {
                 for p in &e.params {
                     state.params.insert(p.key.clone(), p.value.clone());

@@ -126,6 +126,8 @@ pub enum JobEvent {
     RunStatusReported(RunStatusReported),
     ArtifactStored(ArtifactStored),
     ArtifactDeleted(ArtifactDeleted),
+    /// Managed training (validation, leases, pause/resume, recovery, cost).
+    Managed(super::managed::ManagedEvent),
 }
 
 impl JobEvent {
@@ -144,6 +146,7 @@ impl JobEvent {
             Self::RunStatusReported(e) => e.job_id,
             Self::ArtifactStored(e) => e.job_id,
             Self::ArtifactDeleted(e) => e.job_id,
+            Self::Managed(e) => e.job_id(),
         }
     }
 }

@@ -1,22 +1,29 @@
 //! Training jobs: status names and transitions of `specs/training-config.md` §6.
 //!
-//! This first slice covers jobs reported from outside (provider `external`):
-//! queued → running → succeeded | failed | cancelled. The managed-training
-//! statuses exist already so that issue extends this decider rather than
-//! replacing it.
+//! Jobs reported from outside (provider `external`) go queued → running →
+//! succeeded | failed | cancelled as their reporter says; managed jobs
+//! (provider `local`, run by workers) follow the whole table of §6
+//! (`lifecycle`).
 
+pub mod budget;
 mod decider;
 mod events;
+pub mod failure;
+mod lifecycle;
+pub mod logs;
+pub mod managed;
 
 pub use decider::{
-    JobCommand, JobDecider, JobState, RUN_NAME_TAG, RunInfo, deleted_run_message, in_project,
-    run_id_text,
+    JobCommand, JobDecider, JobState, RUN_NAME_TAG, RunInfo, created_status, deleted_run_message,
+    in_project, run_id_text,
 };
 pub use events::{
     ArtifactDeleted, ArtifactStored, JobCancelled, JobCreated, JobEvent, JobFailed, JobRef,
     JobRenamed, JobStarted, JobSucceeded, ParamsLogged, RunStatusReported, RunTagDeleted,
     RunTagsSet,
 };
+pub use lifecycle::ManagedState;
+pub use managed::ManagedEvent;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ftl_commands::Db;
 use ftl_domain::DomainEvent;
-use ftl_domain::job::{JobEvent, JobStatus};
+use ftl_domain::job::{JobEvent, JobStatus, ManagedEvent, created_status};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -44,7 +44,8 @@ impl Projection for CatalogProjection {
     fn handles(&self, event_type: &str) -> bool {
         event_type.starts_with("project.")
             || event_type.starts_with("api_key.")
-            || (event_type.starts_with("job.") && event_type != "job.metrics_logged")
+            || (event_type.starts_with("job.")
+                && !matches!(event_type, "job.metrics_logged" | "job.logs_appended"))
     }
 
     async fn apply(
@@ -97,7 +98,7 @@ impl Projection for CatalogProjection {
                         e.job_id.0,
                         e.project_id.0,
                         &e.name,
-                        JobStatus::Queued.as_str(),
+                        created_status(e.provider).as_str(),
                         e.provider.as_str(),
                         e.config.to_string(),
                         tags,
@@ -163,7 +164,21 @@ impl Projection for CatalogProjection {
                     | JobEvent::ArtifactDeleted(_),
                 )
                 | DomainEvent::MetricsLogged(_)
+                | DomainEvent::LogsAppended(_)
+                | DomainEvent::DatasetRegistered(_)
+                | DomainEvent::ModelRegistered(_)
                 | DomainEvent::Experiment(_) => {}
+                DomainEvent::Job(JobEvent::Managed(m)) => {
+                    if let Some(to) = m.status_change() {
+                        let only_queued = matches!(m, ManagedEvent::Dispatched(_));
+                        let sql = format!(
+                            "UPDATE jobs{s} SET status = $1, updated_at = $2,
+                                started_at = CASE WHEN $1 = 'running' THEN COALESCE(started_at, $2) ELSE started_at END
+                             WHERE job_id = $3 AND ($4 = FALSE OR status = 'queued')"
+                        );
+                        execute!(tx, sql, to.as_str(), at, m.job_id().0, only_queued)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -359,7 +374,7 @@ pub async fn jobs(
     })
 }
 
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")

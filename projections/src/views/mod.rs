@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod metrics;
 pub mod tracking;
+pub mod training;
 
 /// Column types that differ between the backends.
 pub(crate) struct Types {

@@ -65,7 +65,9 @@ impl Projection for TrackingProjection {
     fn handles(&self, event_type: &str) -> bool {
         event_type == "project.created"
             || event_type.starts_with("experiment.")
-            || (event_type.starts_with("job.") && event_type != "job.metrics_logged")
+            || (event_type.starts_with("job.")
+                && !matches!(event_type, "job.metrics_logged" | "job.logs_appended")
+                && !ftl_domain::job::ManagedEvent::TYPES.contains(&event_type))
     }
 
     async fn apply(
@@ -88,7 +90,10 @@ impl Projection for TrackingProjection {
                 DomainEvent::Job(ev) => apply_job(tx, s, ev, at).await?,
                 DomainEvent::ApiKeyCreated(_)
                 | DomainEvent::ApiKeyRevoked(_)
-                | DomainEvent::MetricsLogged(_) => {}
+                | DomainEvent::MetricsLogged(_)
+                | DomainEvent::LogsAppended(_)
+                | DomainEvent::DatasetRegistered(_)
+                | DomainEvent::ModelRegistered(_) => {}
             }
         }
         Ok(())
@@ -221,7 +226,8 @@ async fn apply_job(tx: &mut DbTx, s: &str, ev: &JobEvent, at: i64) -> Result<(),
         JobEvent::Started(_)
         | JobEvent::Renamed(_)
         | JobEvent::ArtifactStored(_)
-        | JobEvent::ArtifactDeleted(_) => {}
+        | JobEvent::ArtifactDeleted(_)
+        | JobEvent::Managed(_) => {}
     }
     Ok(())
 }

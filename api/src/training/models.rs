@@ -1,0 +1,130 @@
+//! Models: a stored checkpoint with its lineage (job, step, base model,
+//! dataset digest) that `generate` serves. Each succeeded job registers its
+//! final checkpoint; any other checkpoint can be registered on request.
+
+use crate::state::AppState;
+use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent, StoreError};
+use ftl_domain::ids::{ModelId, derive_event_id};
+use ftl_domain::registry::ModelRegistered;
+use ftl_domain::{DomainEvent, JobId, ProjectId};
+use ftl_trainer::checkpoint::{CheckpointMeta, META_FILE, MODEL_FILE};
+use ftl_trainer::tokenizer::{self, Message, Role};
+use ftl_trainer::{GenerateParams, Generation, Generator};
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use uuid::Uuid;
+
+/// The id of the model made from `job`'s checkpoint at `step` (one per pair).
+pub fn model_id(job: JobId, step: u64) -> ModelId {
+    ModelId(Uuid::new_v5(&job.0, format!("model/{step}").as_bytes()))
+}
+
+async fn read(st: &AppState, path: &Path) -> anyhow::Result<Vec<u8>> {
+    Ok(st.artifacts.get(path).await?.bytes().await?.to_vec())
+}
+
+/// Registers `job`'s checkpoint at `step` as a model; registering it again
+/// returns the same id and appends nothing.
+pub async fn register(
+    st: &AppState,
+    project: ProjectId,
+    job: JobId,
+    step: u64,
+    name: Option<String>,
+) -> anyhow::Result<ModelId> {
+    let id = model_id(job, step);
+    let state = super::worker_api::load_job(st, job)
+        .await
+        .map_err(|_| anyhow::anyhow!("reading job {job}"))?;
+    let (Some(created), Some(m)) = (&state.created, &state.managed) else {
+        anyhow::bail!("job {job} is not a managed training job");
+    };
+    if created.project_id != project {
+        anyhow::bail!("job {job} is not in this project");
+    }
+    if !m.checkpoints.contains_key(&step) {
+        anyhow::bail!("job {job} has no stored checkpoint at step {step}");
+    }
+    let folder =
+        super::worker_api::checkpoint_prefix(job.0).join(super::checkpoints::checkpoint_name(step));
+    let meta: CheckpointMeta =
+        serde_json::from_slice(&read(st, &folder.clone().join(META_FILE)).await?)?;
+    let base_model = m
+        .config
+        .pointer("/model/name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let event = DomainEvent::ModelRegistered(ModelRegistered {
+        model_id: id,
+        project_id: project,
+        name: name.unwrap_or_else(|| format!("{}@{step}", state.name)),
+        job_id: job,
+        checkpoint_step: step,
+        checkpoint_path: folder.to_string(),
+        base_model,
+        dataset_digest: meta.dataset_digest.clone(),
+        architecture: serde_json::to_value(meta.config.model)?,
+    });
+    let meta = Metadata {
+        project_id: Some(project),
+        command_id: Some(id.0),
+        ..Metadata::default()
+    };
+    let new = NewEvent::from_domain(derive_event_id(id.0, 0), &event, meta);
+    match st
+        .store
+        .append(&id.stream(), ExpectedVersion::NoStream, vec![new])
+        .await
+    {
+        Ok(a) => {
+            st.projections
+                .wait_for(a.last_position, st.ryw_timeout())
+                .await;
+            Ok(id)
+        }
+        // Registered before (a retry): the same model.
+        Err(StoreError::Conflict { .. }) => Ok(id),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A chat turn or a plain text continuation.
+pub enum Prompt {
+    Text(String),
+    Chat(Vec<(Role, String)>),
+}
+
+/// Generates from a model of the caller's project.
+pub async fn generate(
+    st: &AppState,
+    project: ProjectId,
+    model: Uuid,
+    prompt: Prompt,
+    params: GenerateParams,
+) -> anyhow::Result<Option<Generation>> {
+    let Some(row) = ftl_projections::views::training::model(&st.db, project.0, model).await? else {
+        return Ok(None);
+    };
+    let arch: ftl_trainer::ModelConfig = serde_json::from_value(row.architecture.clone())?;
+    let weights = read(
+        st,
+        &Path::from(format!("{}/{MODEL_FILE}", row.checkpoint_path)),
+    )
+    .await?;
+    let tokens = match prompt {
+        Prompt::Text(t) => tokenizer::encode_text(&t),
+        Prompt::Chat(messages) => tokenizer::chat_prompt(
+            &messages
+                .into_iter()
+                .map(|(role, content)| Message::new(role, content))
+                .collect::<Vec<_>>(),
+        ),
+    };
+    let out = tokio::task::spawn_blocking(move || {
+        let generator = Generator::from_weights(arch, &weights)?;
+        generator.generate(&tokens, &params, |_| {})
+    })
+    .await??;
+    Ok(Some(out))
+}

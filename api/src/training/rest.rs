@@ -1,0 +1,105 @@
+//! Errors of the training REST routes (worker protocol, uploads,
+//! downloads): `{"code": "…", "message": "…"}` with a stable snake_case code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use ftl_commands::CommandError;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct RestError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+pub type RestResult<T = HttpResponse> = Result<T, RestError>;
+
+impl RestError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_input", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// Logs the cause with an id; the client sees only the id.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        let id = uuid::Uuid::new_v4();
+        tracing::error!(error_id = %id, error = %e, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("internal error (id {id})"),
+        )
+    }
+
+    pub fn command(e: CommandError) -> Self {
+        match e {
+            CommandError::Domain(d) if d.to_string().contains("lease_lost") => {
+                Self::new(StatusCode::CONFLICT, "lease_lost", d.to_string())
+            }
+            CommandError::Domain(d) => {
+                let status = match d {
+                    ftl_domain::DomainError::NotFound { .. } => StatusCode::NOT_FOUND,
+                    ftl_domain::DomainError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+                    ftl_domain::DomainError::LimitExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::CONFLICT,
+                };
+                Self::new(status, d.code(), d.to_string())
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl ResponseError for RestError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(serde_json::json!({
+            "code": self.code,
+            "message": self.message,
+        }))
+    }
+}
+
+/// A JSON body, or `invalid_input` saying why not.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> RestResult<T> {
+    serde_json::from_slice(body).map_err(|e| RestError::invalid(format!("malformed body: {e}")))
+}
+
+/// Reads a body up to `limit` bytes (413 past it).
+pub async fn read_body(
+    payload: actix_web::web::Payload,
+    limit: usize,
+) -> RestResult<actix_web::web::Bytes> {
+    match crate::body::read_limited(payload, limit).await {
+        Ok(b) => Ok(b.freeze()),
+        Err(e @ crate::body::BodyError::TooLarge(_)) => Err(RestError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "limit_exceeded",
+            e.to_string(),
+        )),
+        Err(e) => Err(RestError::invalid(e.to_string())),
+    }
+}
