@@ -29,12 +29,24 @@ trap drop_test_dbs EXIT
 # environment kept between runs.
 VENV="${FTL_VENV:-$HOME/.cache/finetune-lab/venv}"
 MLFLOW_VERSION="3.17.2"
-if ! "$VENV/bin/python" -c "import mlflow, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION')" 2>/dev/null; then
-  echo "== installing mlflow-skinny $MLFLOW_VERSION into $VENV"
+MOTO_VERSION="5.1.18"
+if ! "$VENV/bin/python" -c "import mlflow, moto, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION' or moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  echo "== installing mlflow-skinny $MLFLOW_VERSION and moto[server] $MOTO_VERSION into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==$MLFLOW_VERSION"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==$MLFLOW_VERSION" "moto[server]==$MOTO_VERSION"
 fi
 export FTL_MLFLOW_PYTHON="$VENV/bin/python"
+
+# A local S3-compatible server (moto) for the S3 dataset and checkpoint tests.
+S3_PORT="$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >/dev/null 2>&1 &
+S3_PID=$!
+trap 'kill $S3_PID 2>/dev/null || true; drop_test_dbs' EXIT
+for _ in $(seq 1 50); do
+  "$VENV/bin/python" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$S3_PORT/')" 2>/dev/null && break
+  sleep 0.2
+done
+export FTL_TEST_S3_URL="http://127.0.0.1:$S3_PORT"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

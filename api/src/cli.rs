@@ -67,6 +67,27 @@ pub enum Command {
         #[arg(long)]
         validate_only: bool,
     },
+    /// Run a training worker against a server: claim queued jobs, train them
+    /// with the built-in trainer, report metrics, logs, telemetry and
+    /// checkpoints with each job's own token. Runs until Ctrl-C (the job in
+    /// hand is then recovered by the server from its last checkpoint).
+    Worker {
+        /// The server's base URL.
+        #[arg(long, env = "FTL_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// A project API key with write scope: the worker takes that project's jobs.
+        #[arg(long, env = "FTL_WORKER_TOKEN", hide_env_values = true)]
+        token: String,
+        /// A name for this worker, shown on the jobs it runs (default: host and pid).
+        #[arg(long)]
+        worker_id: Option<String>,
+        /// Seconds between claims while no job is queued.
+        #[arg(long, default_value_t = 2.0)]
+        poll_s: f64,
+        /// Exit after one job (or at once when none is queued).
+        #[arg(long)]
+        once: bool,
+    },
     /// Generate text from a checkpoint folder (OUT/checkpoints/checkpoint-…).
     Generate {
         #[arg(long)]
@@ -254,6 +275,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 validate_only,
             };
             return crate::training::local::train(args).await;
+        }
+        Command::Worker {
+            server,
+            token,
+            worker_id,
+            poll_s,
+            once,
+        } => {
+            let worker_id = worker_id.unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/etc/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "worker".into());
+                format!("{host}-{}", std::process::id())
+            });
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("stopping: the job in hand recovers from its last checkpoint");
+                    let _ = tx.send(true);
+                }
+            });
+            let opts = crate::training::worker::WorkerOptions {
+                server: server.trim_end_matches('/').to_string(),
+                token,
+                worker_id,
+                idle_poll: Duration::from_secs_f64(poll_s.clamp(0.05, 3600.0)),
+                once,
+            };
+            crate::training::worker::run_worker(opts, rx).await;
         }
         Command::Generate {
             checkpoint,

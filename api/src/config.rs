@@ -39,8 +39,11 @@ pub struct TrainingConfig {
     pub local_rate_usd_per_hour: f64,
     /// A GPU/price catalog file replacing the built-in one.
     pub gpu_catalog: Option<String>,
-    /// Largest dataset file accepted by an upload.
+    /// Largest dataset file accepted by an upload or read in place.
     pub max_dataset_bytes: u64,
+    /// URL prefixes a dataset may be registered from in place, e.g.
+    /// `s3://team-data/` or `file:///srv/datasets/`. Empty: uploads only.
+    pub dataset_sources: Vec<String>,
     /// Telemetry (CPU %, RSS, GPU) sampling interval of workers (ms).
     pub telemetry_ms: u64,
 }
@@ -56,6 +59,7 @@ impl Default for TrainingConfig {
             local_rate_usd_per_hour: 0.0,
             gpu_catalog: None,
             max_dataset_bytes: 512 * 1024 * 1024,
+            dataset_sources: vec![],
             telemetry_ms: 10_000,
         }
     }
@@ -64,8 +68,12 @@ impl Default for TrainingConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ArtifactsConfig {
-    /// Folder holding artifact files (MLflow artifacts, checkpoints).
+    /// Where artifact files live (MLflow artifacts, checkpoints, uploaded
+    /// datasets): a folder, or `s3://bucket/prefix` on any S3-compatible service.
     pub root: String,
+    /// Options for `s3://` locations (`aws_endpoint`, `aws_region`,
+    /// `aws_allow_http`, …); credentials come from the `AWS_*` environment.
+    pub s3: std::collections::BTreeMap<String, String>,
     /// Largest single file accepted by an upload.
     pub max_file_bytes: u64,
 }
@@ -74,6 +82,7 @@ impl Default for ArtifactsConfig {
     fn default() -> Self {
         Self {
             root: "./data/artifacts".into(),
+            s3: Default::default(),
             max_file_bytes: 20 * 1024 * 1024 * 1024,
         }
     }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod mlflow;
+pub mod objects;
 pub mod server;
 pub mod state;
 pub mod telemetry;

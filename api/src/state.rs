@@ -51,12 +51,8 @@ impl AppState {
         let feed = ChangeFeed::start(store.clone(), poll)
             .await
             .context("starting the change feed")?;
-        std::fs::create_dir_all(&config.artifacts.root)
-            .with_context(|| format!("creating the artifact folder {}", config.artifacts.root))?;
-        let artifacts: Arc<dyn object_store::ObjectStore> = Arc::new(
-            object_store::local::LocalFileSystem::new_with_prefix(&config.artifacts.root)
-                .context("opening the artifact folder")?,
-        );
+        let artifacts = crate::objects::open_root(&config.artifacts.root, &config.artifacts.s3)
+            .with_context(|| format!("opening the artifact store {}", config.artifacts.root))?;
         let gpu_catalog = Arc::new(
             crate::training::catalog::GpuCatalog::load(&config.training)
                 .context("loading the GPU catalog")?,

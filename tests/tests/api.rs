@@ -10,15 +10,20 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-struct TestServer {
-    base: String,
-    state: ftl_api::AppState,
-    http: reqwest::Client,
+pub(crate) struct TestServer {
+    pub base: String,
+    pub state: ftl_api::AppState,
+    pub http: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
 }
 
 impl TestServer {
     async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// A server with the test defaults, then `adjust`ed.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::default();
         config.server.bind = "127.0.0.1:0".into();
         config.server.workers = 2;
@@ -31,6 +36,9 @@ impl TestServer {
         config.database.sqlite_synchronous = "normal".into();
         config.projections.poll_ms = 100;
         config.limits.body_bytes = 4 * 1024 * 1024;
+        // No in-process training workers unless a test asks for them.
+        config.training.local_workers = 0;
+        adjust(&mut config);
         let server = ftl_api::build_server(config).await.unwrap();
         let base = format!("http://127.0.0.1:{}", server.port);
         let state = server.state.clone();
@@ -44,7 +52,7 @@ impl TestServer {
         }
     }
 
-    async fn key(&self, project: &str, scope: Scope) -> String {
+    pub async fn key(&self, project: &str, scope: Scope) -> String {
         let k =
             ftl_api::auth::create_key(self.state.store.as_ref(), project, "test", scope, "test")
                 .await
@@ -58,7 +66,7 @@ impl TestServer {
         k.secret
     }
 
-    async fn gql(&self, key: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+    pub async fn gql(&self, key: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
         let mut req = self
             .http
             .post(format!("{}/graphql", self.base))
@@ -71,7 +79,7 @@ impl TestServer {
     }
 
     /// Data of a successful call; panics with the errors otherwise.
-    async fn ok(&self, key: &str, query: &str, variables: Value) -> Value {
+    pub async fn ok(&self, key: &str, query: &str, variables: Value) -> Value {
         let (status, body) = self.gql(Some(key), query, variables).await;
         assert_eq!(status, 200, "{body}");
         assert!(body.get("errors").is_none(), "unexpected errors: {body}");
@@ -79,7 +87,7 @@ impl TestServer {
     }
 
     /// The `extensions.code` of the first error.
-    async fn code(&self, key: Option<&str>, query: &str, variables: Value) -> String {
+    pub async fn code(&self, key: Option<&str>, query: &str, variables: Value) -> String {
         let (_, body) = self.gql(key, query, variables).await;
         body["errors"][0]["extensions"]["code"]
             .as_str()
@@ -87,7 +95,7 @@ impl TestServer {
             .to_string()
     }
 
-    async fn stop(self) {
+    pub async fn stop(self) {
         self.handle.stop(true).await;
     }
 }
@@ -405,16 +413,33 @@ async fn authentication_and_project_isolation(backend: Backend) {
     s.stop().await;
 }
 
-fn ws_url(s: &TestServer) -> String {
+pub(crate) fn ws_url(s: &TestServer) -> String {
     format!("{}/graphql", s.base.replace("http://", "ws://"))
 }
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens a graphql-transport-ws subscription to `jobMetrics`; Err with the
 /// server's words when it is refused.
-async fn subscribe(url: &str, key: Option<&str>, job: &str) -> Result<Ws, String> {
+pub(crate) async fn subscribe(url: &str, key: Option<&str>, job: &str) -> Result<Ws, String> {
+    let q =
+        "subscription($j: ID!) { jobMetrics(jobId: $j) { position points { key step value } } }";
+    match subscribe_to(url, key, q, json!({ "j": job })).await? {
+        (ws, None) => Ok(ws),
+        (_, Some(m)) => Err(format!("unexpected message before any data: {m}")),
+    }
+}
+
+/// Opens a graphql-transport-ws subscription (id "1"); Err with the server's
+/// words when it is refused. A `next` message that arrived while waiting for
+/// a refusal is returned beside the socket.
+pub(crate) async fn subscribe_to(
+    url: &str,
+    key: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Result<(Ws, Option<Value>), String> {
     let mut req = url.into_client_request().unwrap();
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",
@@ -436,21 +461,19 @@ async fn subscribe(url: &str, key: Option<&str>, job: &str) -> Result<Ws, String
     if ack["type"] != "connection_ack" {
         return Err(ack.to_string());
     }
-    let q =
-        "subscription($j: ID!) { jobMetrics(jobId: $j) { position points { key step value } } }";
-    ws.send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": { "query": q, "variables": { "j": job } } }).to_string()))
+    ws.send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } }).to_string()))
         .await
         .map_err(|e| e.to_string())?;
     // A refused subscription answers at once with an error.
     match tokio::time::timeout(Duration::from_millis(1500), next_json(&mut ws)).await {
-        Ok(Ok(m)) if m["type"] == "error" => Err(m.to_string()),
-        Ok(Ok(m)) => Err(format!("unexpected message before any data: {m}")),
+        Ok(Ok(m)) if m["type"] == "next" => Ok((ws, Some(m))),
+        Ok(Ok(m)) => Err(m.to_string()),
         Ok(Err(e)) => Err(e),
-        Err(_) => Ok(ws),
+        Err(_) => Ok((ws, None)),
     }
 }
 
-async fn next_json(ws: &mut Ws) -> Result<Value, String> {
+pub(crate) async fn next_json(ws: &mut Ws) -> Result<Value, String> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => {

@@ -4,3 +4,4 @@
 
 mod api;
 mod store_contract;
+mod training;

@@ -92,6 +92,9 @@ pub fn run(
     let samples_per_step = trainer.config().samples_per_step();
     let mut interval = Interval::default();
     let mut last_save = Instant::now();
+    // The step of the last checkpoint: a pause right after a scheduled save
+    // (or right after resuming from one) does not save the same step twice.
+    let mut saved_step = (trainer.step_count() > 0).then_some(trainer.step_count());
     let mut last_epoch = trainer.epoch().floor();
     let mut eval_loss = None;
     observer.log(
@@ -108,7 +111,9 @@ pub fn run(
         match observer.control(trainer.step_count()) {
             Control::Continue => {}
             control => {
-                if plan.save_on_pause || control == Control::Stop {
+                if (plan.save_on_pause || control == Control::Stop)
+                    && saved_step != Some(trainer.step_count())
+                {
                     observer.checkpoint(trainer.checkpoint()?, SaveReason::Pause, eval_loss)?;
                 }
                 return Ok(if control == Control::Pause {
@@ -181,6 +186,7 @@ pub fn run(
         } else if save_due {
             observer.checkpoint(trainer.checkpoint()?, SaveReason::Scheduled, eval_loss)?;
             last_save = Instant::now();
+            saved_step = Some(step);
         }
     }
     Ok(Outcome::Finished)

@@ -854,6 +854,56 @@ impl TrainingMutation {
         job_after(st, c, job.0, handled.position()).await
     }
 
+    /// Registers a dataset read in place from a URL (`s3://…`, `file:///…`)
+    /// under one of the configured `training.dataset_sources`. It is parsed
+    /// now (`DATASET_INVALID` with every bad line) and its digest kept: a job
+    /// fails clearly if the object changes before it trains.
+    async fn register_dataset(
+        &self,
+        ctx: &Context<'_>,
+        uri: String,
+        name: Option<String>,
+    ) -> async_graphql::Result<Dataset> {
+        let c = caller(ctx, Scope::Write)?;
+        let st = state(ctx)?;
+        if uri.len() > 2048 {
+            return Err(limit("uri: at most 2048 bytes".into()));
+        }
+        if !storage::allowed_source(st, &uri) {
+            return Err(gql_error(
+                Code::Forbidden,
+                "uri is not under a configured training.dataset_sources prefix",
+            ));
+        }
+        let name = name.unwrap_or_else(|| uri.rsplit('/').next().unwrap_or_default().to_string());
+        if !storage::valid_name(&name) {
+            return Err(gql_error(
+                Code::InvalidInput,
+                "name must be one path segment of 1 to 200 bytes",
+            ));
+        }
+        let bytes = storage::read_dataset(st, &uri)
+            .await
+            .map_err(|e| gql_error(Code::InvalidInput, format!("reading {uri}: {e:#}")))?;
+        let r = crate::training::datasets::register(
+            st,
+            c,
+            &name,
+            crate::training::datasets::Source::InPlace(uri),
+            bytes.into(),
+        )
+        .await
+        .map_err(|e| match e {
+            crate::training::datasets::RegisterError::Invalid(issues) => dataset_invalid(&issues),
+            crate::training::datasets::RegisterError::Other(e) => internal(e),
+        })?;
+        training::dataset(&st.db, c.project_id.0, r.id)
+            .await
+            .map_err(internal)?
+            .map(Dataset::from)
+            .ok_or_else(|| gql_error(Code::Internal, "the dataset is not readable yet; retry"))
+    }
+
     /// Pauses a running job after a checkpoint (PAUSING, then PAUSED once the
     /// worker saved and released its machine).
     async fn pause_job(

@@ -1,6 +1,7 @@
 //! The user-facing HTTP routes of training: dataset upload (bytes do not
 //! belong in GraphQL) and checkpoint downloads with their checksum.
 
+use super::datasets::{RegisterError, Source};
 use super::rest::{RestError, RestResult, read_body};
 use super::storage;
 use super::worker_api::checkpoint_prefix;
@@ -8,11 +9,7 @@ use crate::auth::{self, Caller};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
-use ftl_commands::store::{ExpectedVersion, NewEvent};
-use ftl_domain::ids::derive_event_id;
 use ftl_domain::project::Scope;
-use ftl_domain::registry::DatasetRegistered;
-use ftl_domain::{DatasetId, DomainEvent};
 use ftl_projections::views::{catalog, training};
 use object_store::ObjectStoreExt;
 use serde::Deserialize;
@@ -62,73 +59,18 @@ async fn upload_dataset(
         ));
     }
     let bytes = read_body(payload, st.config.training.max_dataset_bytes as usize).await?;
-    let raw_text = storage::is_raw_text(&query.name);
-    let parse_bytes = bytes.clone();
-    let parsed = tokio::task::spawn_blocking(move || {
-        ftl_trainer::Dataset::parse(&parse_bytes, raw_text, 1024)
-    })
-    .await
-    .map_err(RestError::internal)?;
-    let dataset = match parsed {
-        Ok(d) => d,
-        Err(issues) => {
-            return Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
+    match super::datasets::register(&st, &c, &query.name, Source::Upload, bytes).await {
+        Ok(r) if r.created => Ok(HttpResponse::Created().json(r)),
+        Ok(r) => Ok(HttpResponse::Ok().json(r)),
+        Err(RegisterError::Invalid(issues)) => {
+            Ok(HttpResponse::UnprocessableEntity().json(serde_json::json!({
                 "code": "dataset_invalid",
                 "message": format!("dataset has {} problem(s)", issues.len()),
                 "issues": issues.iter().map(|i| serde_json::json!({"line": i.line, "message": i.message})).collect::<Vec<_>>(),
-            })));
+            })))
         }
-    };
-    // The same bytes under the same name in a project are the same dataset.
-    let id = DatasetId(Uuid::new_v5(
-        &c.project_id.0,
-        format!("dataset/{}/{}", query.name, dataset.digest).as_bytes(),
-    ));
-    let uri = storage::upload_uri(id.0, &query.name);
-    storage::write_upload(&st, &uri, bytes.clone())
-        .await
-        .map_err(RestError::internal)?;
-    let kind = match dataset.kind {
-        ftl_trainer::DatasetKind::Text => "text",
-        ftl_trainer::DatasetKind::Supervised => "supervised",
-        ftl_trainer::DatasetKind::Preference => "preference",
-    };
-    let event = DomainEvent::DatasetRegistered(DatasetRegistered {
-        dataset_id: id,
-        project_id: c.project_id,
-        name: query.name.clone(),
-        uri,
-        size: bytes.len() as u64,
-        sha256: dataset.digest.clone(),
-        kind: kind.into(),
-        examples: dataset.examples.len() as u64,
-    });
-    let mut meta = c.metadata();
-    meta.command_id = Some(id.0);
-    let new = NewEvent::from_domain(derive_event_id(id.0, 0), &event, meta);
-    let created = match st
-        .store
-        .append(&id.stream(), ExpectedVersion::NoStream, vec![new])
-        .await
-    {
-        Ok(a) => {
-            st.projections
-                .wait_for(a.last_position, st.ryw_timeout())
-                .await;
-            true
-        }
-        Err(ftl_commands::StoreError::Conflict { .. }) => false,
-        Err(e) => return Err(RestError::internal(e)),
-    };
-    let body = serde_json::json!({
-        "id": id.0.to_string(), "name": query.name, "sha256": dataset.digest, "size": bytes.len(),
-        "kind": kind, "examples": dataset.examples.len(), "created": created,
-    });
-    Ok(if created {
-        HttpResponse::Created().json(body)
-    } else {
-        HttpResponse::Ok().json(body)
-    })
+        Err(RegisterError::Other(e)) => Err(RestError::internal(e)),
+    }
 }
 
 /// A checkpoint file of a job of the caller's project, with its SHA-256 in

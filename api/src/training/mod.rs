@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod checkpoints;
+pub mod datasets;
 pub mod http;
 pub mod local;
 pub mod models;

@@ -1,6 +1,7 @@
 //! Dataset bytes: uploads live in the artifact store (`artifacts:PATH`);
-//! a dataset registered in place is read from its URL each time a job needs
-//! it (`file:///…` on the server's disk).
+//! a dataset registered in place (`s3://…`, `file:///…`, under a configured
+//! `training.dataset_sources` prefix) is read from its URL each time a job
+//! needs it, and its digest is checked against the one validated.
 
 use crate::state::AppState;
 use object_store::path::Path;
@@ -41,19 +42,41 @@ pub async fn write_upload(
     Ok(())
 }
 
+/// Whether `uri` may be read in place: it starts with one of the
+/// configured `training.dataset_sources` (none by default: fail closed).
+pub fn allowed_source(st: &AppState, uri: &str) -> bool {
+    let Ok(url) = url::Url::parse(uri) else {
+        return false;
+    };
+    // Compare the normalized URL, so `..` segments cannot climb out of a prefix.
+    let normalized = url.as_str();
+    !uri.contains("/../")
+        && st
+            .config
+            .training
+            .dataset_sources
+            .iter()
+            .any(|p| !p.is_empty() && normalized.starts_with(p.as_str()))
+}
+
+/// The bytes of a dataset, wherever it lives; at most `training.max_dataset_bytes`.
 pub async fn read_dataset(st: &AppState, uri: &str) -> anyhow::Result<Vec<u8>> {
-    if let Some(path) = uri.strip_prefix("artifacts:") {
-        let r = st.artifacts.get(&Path::from(path)).await?;
-        return Ok(r.bytes().await?.to_vec());
-    }
-    let url = url::Url::parse(uri)?;
-    match url.scheme() {
-        "file" => {
-            let path = url
-                .to_file_path()
-                .map_err(|_| anyhow::anyhow!("{uri} is not a local file path"))?;
-            Ok(tokio::fs::read(path).await?)
+    let (store, path) = match uri.strip_prefix("artifacts:") {
+        Some(path) => (st.artifacts.clone(), Path::from(path)),
+        None => {
+            anyhow::ensure!(
+                allowed_source(st, uri),
+                "{uri} is not under a configured training.dataset_sources prefix"
+            );
+            crate::objects::open_object(uri, &st.config.artifacts.s3)?
         }
-        other => anyhow::bail!("datasets at {other}:// URLs are not supported by this build"),
-    }
+    };
+    let meta = store.head(&path).await?;
+    let limit = st.config.training.max_dataset_bytes;
+    anyhow::ensure!(
+        meta.size <= limit,
+        "{uri} is {} bytes; the limit is {limit} (training.max_dataset_bytes)",
+        meta.size
+    );
+    Ok(store.get(&path).await?.bytes().await?.to_vec())
 }

@@ -439,6 +439,12 @@ async fn train(
                 issues.first().map(|i| i.message.as_str()).unwrap_or("")
             ))
         })?;
+    if dataset.digest != claim.dataset_sha256 {
+        return Err(fail(format!(
+            "the dataset changed since the job was validated (sha256 {} now, {} then)",
+            dataset.digest, claim.dataset_sha256
+        )));
+    }
     let prepared =
         job::prepare(&claim.config, &dataset, model).map_err(|e| fail(format!("config: {e}")))?;
     let base = match &claim.base_architecture {

@@ -654,21 +654,16 @@ async fn finished(
     path: web::Path<String>,
 ) -> RestResult {
     let h = held(&st, &req, &path).await?;
-    run(
-        &st,
-        &h,
-        JobCommand::Finish { lease_id: h.lease },
-        "finished",
-    )
-    .await?;
-    release(&st, &h).await;
-    // The final checkpoint becomes the job's model.
-    let state = load_job(&st, h.job).await?;
-    if let Some(step) = state.managed.and_then(|m| m.last_checkpoint) {
+    // The final checkpoint becomes the job's model first, so that a job
+    // seen succeeded always has its model (registering is idempotent).
+    if let Some(step) = h.state.managed.as_ref().and_then(|m| m.last_checkpoint) {
         super::models::register(&st, h.project, h.job, step, None)
             .await
             .map_err(RestError::internal)?;
     }
+    let cmd = JobCommand::Finish { lease_id: h.lease };
+    run(&st, &h, cmd, "finished").await?;
+    release(&st, &h).await;
     ok()
 }
 
