@@ -28,6 +28,9 @@ pub struct TrainingConfig {
     pub local_workers: usize,
     /// How often a worker reports it is alive (ms).
     pub heartbeat_ms: u64,
+    /// How often a worker sends its buffered metrics and log lines (ms):
+    /// batched, so training never waits on the network.
+    pub report_ms: u64,
     /// A lease expires this long after the last heartbeat (ms); the job is
     /// then recovered from its last checkpoint.
     pub lease_ms: u64,
@@ -53,6 +56,7 @@ impl Default for TrainingConfig {
         Self {
             local_workers: 1,
             heartbeat_ms: 2_000,
+            report_ms: 1_000,
             lease_ms: 30_000,
             cost_tick_ms: 10_000,
             reconcile_ms: 1_000,

@@ -133,6 +133,7 @@ async fn managed_training_end_to_end(backend: Backend) {
         c.training.local_workers = 2;
         c.training.heartbeat_ms = 100;
         c.training.lease_ms = 10_000;
+        c.training.report_ms = 200;
         c.training.cost_tick_ms = 100;
         c.training.reconcile_ms = 50;
         c.training.telemetry_ms = 300;

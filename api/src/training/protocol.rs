@@ -36,6 +36,8 @@ pub struct Claim {
     /// Resume from the checkpoint at this step.
     pub resume_step: Option<u64>,
     pub heartbeat_ms: u64,
+    /// Buffered metrics and log lines are sent this often.
+    pub report_ms: u64,
     pub telemetry_ms: u64,
 }
 

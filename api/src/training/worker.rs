@@ -7,6 +7,7 @@
 
 use super::protocol::*;
 use ftl_domain::job::logs::{LogLevel as WireLevel, LogLine, MAX_LINES_PER_CALL};
+use ftl_domain::limits::MAX_POINTS_PER_CALL;
 use ftl_trainer::run::{Control as RunControl, LogLevel, Observer, Outcome, SaveReason};
 use ftl_trainer::{Backend, Checkpoint, Dataset, TrainError, Trainer, job};
 use serde::Serialize;
@@ -163,10 +164,32 @@ impl JobApi {
             .map(|_| ())
     }
 
-    async fn flush_logs(&self, buffer: &Mutex<Vec<LogLine>>) -> Result<(), ApiError> {
+    /// Sends what the training thread buffered: metric points, then log
+    /// lines, in batches within the per-call limits. A batch that cannot be
+    /// sent goes back to the front of its buffer for the next flush.
+    async fn flush(&self, shared: &Shared) -> Result<(), ApiError> {
+        loop {
+            let points: Vec<WirePoint> = {
+                let mut b = shared.metrics.lock().unwrap_or_else(|e| e.into_inner());
+                let n = b.len().min(MAX_POINTS_PER_CALL);
+                b.drain(..n).collect()
+            };
+            if points.is_empty() {
+                break;
+            }
+            let batch = MetricsBatch {
+                batch_id: Uuid::new_v4(),
+                points,
+            };
+            if let Err(e) = self.post("/metrics", &batch).await {
+                let mut b = shared.metrics.lock().unwrap_or_else(|e| e.into_inner());
+                b.splice(0..0, batch.points);
+                return Err(e);
+            }
+        }
         loop {
             let lines: Vec<LogLine> = {
-                let mut b = buffer.lock().unwrap_or_else(|e| e.into_inner());
+                let mut b = shared.logs.lock().unwrap_or_else(|e| e.into_inner());
                 let n = b.len().min(MAX_LINES_PER_CALL);
                 b.drain(..n).collect()
             };
@@ -177,7 +200,11 @@ impl JobApi {
                 batch_id: Uuid::new_v4(),
                 lines,
             };
-            self.post("/logs", &batch).await?;
+            if let Err(e) = self.post("/logs", &batch).await {
+                let mut b = shared.logs.lock().unwrap_or_else(|e| e.into_inner());
+                b.splice(0..0, batch.lines);
+                return Err(e);
+            }
         }
     }
 }
@@ -192,11 +219,21 @@ const ABANDON: u8 = 3;
 struct Shared {
     control: AtomicU8,
     step: AtomicU64,
+    /// Reports the training thread buffered for the reporter task: it
+    /// never waits on the network between steps.
+    metrics: Mutex<Vec<WirePoint>>,
     logs: Mutex<Vec<LogLine>>,
     lost: AtomicBool,
 }
 
 impl Shared {
+    fn push_metrics(&self, points: impl IntoIterator<Item = WirePoint>) {
+        self.metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(points);
+    }
+
     fn log(&self, level: WireLevel, source: &str, message: String) {
         let mut b = self.logs.lock().unwrap_or_else(|e| e.into_inner());
         let mut message = message;
@@ -224,16 +261,20 @@ async fn run_job(
     let shared = Arc::new(Shared {
         control: AtomicU8::new(CONTINUE),
         step: AtomicU64::new(claim.resume_step.unwrap_or(0)),
+        metrics: Mutex::new(Vec::new()),
         logs: Mutex::new(Vec::new()),
         lost: AtomicBool::new(false),
     });
     let (stop_beat, beat) = {
         let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(heartbeat_loop(
+        let task = tokio::spawn(reporter(
             api.clone(),
             shared.clone(),
-            Duration::from_millis(claim.heartbeat_ms.max(50)),
-            Duration::from_millis(claim.telemetry_ms.max(100)),
+            Intervals {
+                report: Duration::from_millis(claim.report_ms.max(50)),
+                heartbeat: Duration::from_millis(claim.heartbeat_ms.max(50)),
+                telemetry: Duration::from_millis(claim.telemetry_ms.max(100)),
+            },
             rx,
             shutdown,
         ));
@@ -255,7 +296,7 @@ async fn run_job(
                 "trainer",
                 format!("training ended: {outcome:?}"),
             );
-            api.flush_logs(&shared.logs).await?;
+            api.flush(&shared).await?;
             match outcome {
                 Outcome::Finished => api.post("/finished", &serde_json::json!({})).await?,
                 Outcome::Paused => {
@@ -272,26 +313,34 @@ async fn run_job(
         }
         Err(failure) => {
             shared.log(WireLevel::Error, "trainer", failure.message.clone());
-            let _ = api.flush_logs(&shared.logs).await;
+            let _ = api.flush(&shared).await;
             api.post("/failed", &failure).await?;
         }
     }
     Ok(())
 }
 
-/// Heartbeats (and the pause/cancel they bring back), log flushing and
-/// telemetry, until the training ends.
-async fn heartbeat_loop(
+struct Intervals {
+    /// Buffered metrics and log lines are sent this often.
+    report: Duration,
+    heartbeat: Duration,
+    telemetry: Duration,
+}
+
+/// Sends buffered reports, heartbeats (bringing back pause/cancel) and
+/// telemetry until the training ends.
+async fn reporter(
     api: JobApi,
     shared: Arc<Shared>,
-    every: Duration,
-    telemetry_every: Duration,
+    every: Intervals,
     mut stop: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(every.report.min(every.heartbeat));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sampler = Telemetry::new();
-    let mut last_sample = Instant::now();
+    let (mut last_report, mut last_beat, mut last_sample) =
+        (Instant::now(), Instant::now(), Instant::now());
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -301,33 +350,27 @@ async fn heartbeat_loop(
                 return;
             }
         }
-        let _ = api.flush_logs(&shared.logs).await;
-        if last_sample.elapsed() >= telemetry_every {
+        if last_sample.elapsed() >= every.telemetry {
             last_sample = Instant::now();
             let step = shared.step.load(Ordering::SeqCst) as i64;
             let now = chrono::Utc::now().timestamp_millis();
-            let points: Vec<WirePoint> = sampler
-                .sample()
-                .into_iter()
-                .map(|(key, value)| WirePoint {
-                    key: key.into(),
-                    step,
-                    value,
-                    timestamp_ms: now,
-                })
-                .collect();
-            if !points.is_empty() {
-                let _ = api
-                    .post(
-                        "/metrics",
-                        &MetricsBatch {
-                            batch_id: Uuid::new_v4(),
-                            points,
-                        },
-                    )
-                    .await;
+            shared.push_metrics(sampler.sample().into_iter().map(|(key, value)| WirePoint {
+                key: key.into(),
+                step,
+                value,
+                timestamp_ms: now,
+            }));
+        }
+        if last_report.elapsed() >= every.report {
+            last_report = Instant::now();
+            if let Err(e) = api.flush(&shared).await {
+                tracing::debug!(error = %e, "sending reports failed; kept for the next try");
             }
         }
+        if last_beat.elapsed() < every.heartbeat {
+            continue;
+        }
+        last_beat = Instant::now();
         match api
             .post_json::<_, HeartbeatReply>("/heartbeat", &serde_json::json!({}))
             .await
@@ -597,22 +640,14 @@ impl Observer for WorkerObserver {
             format!("step {step}: {}", summary.join(" ")),
         );
         let now = chrono::Utc::now().timestamp_millis();
-        let batch = MetricsBatch {
-            batch_id: Uuid::new_v4(),
-            points: points
-                .iter()
-                .map(|(k, v)| WirePoint {
-                    key: (*k).to_string(),
-                    step: step as i64,
-                    value: *v,
-                    timestamp_ms: now,
-                })
-                .collect(),
-        };
-        self.handle
-            .block_on(self.api.post("/metrics", &batch))
-            .map(|_| ())
-            .map_err(api_error)
+        self.shared
+            .push_metrics(points.iter().map(|(k, v)| WirePoint {
+                key: (*k).to_string(),
+                step: step as i64,
+                value: *v,
+                timestamp_ms: now,
+            }));
+        Ok(())
     }
 
     fn checkpoint(
@@ -650,8 +685,11 @@ impl Observer for WorkerObserver {
             save_seconds: 0.0,
         };
         let api = self.api.clone();
+        let shared = self.shared.clone();
         self.handle
             .block_on(async move {
+                // The metrics up to this step land before the checkpoint does.
+                api.flush(&shared).await?;
                 for f in files {
                     api.put_bytes(&format!("/checkpoints/{step}/files/{}", f.name), f.bytes)
                         .await?;

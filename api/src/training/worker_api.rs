@@ -302,6 +302,7 @@ async fn try_claim(st: &AppState, job: JobId, worker: &str) -> RestResult<Option
         base_architecture,
         resume_step: m.last_checkpoint,
         heartbeat_ms: st.config.training.heartbeat_ms,
+        report_ms: st.config.training.report_ms,
         telemetry_ms: st.config.training.telemetry_ms,
     }))
 }
