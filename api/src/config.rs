@@ -73,11 +73,13 @@ impl Default for TrainingConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct ArtifactsConfig {
     /// Where artifact files live (MLflow artifacts, checkpoints, uploaded
-    /// datasets): a folder, or `s3://bucket/prefix` on any S3-compatible service.
+    /// datasets): a folder, or `s3://bucket/prefix` (any S3-compatible
+    /// service), `gs://bucket/prefix`, `az://container/prefix`.
     pub root: String,
-    /// Options for `s3://` locations (`aws_endpoint`, `aws_region`,
-    /// `aws_allow_http`, …); credentials come from the `AWS_*` environment.
-    pub s3: std::collections::BTreeMap<String, String>,
+    /// Options for bucket locations, named as object_store names them
+    /// (`aws_endpoint`, `aws_region`, `aws_allow_http`, `google_…`,
+    /// `azure_…`); credentials come from the providers' usual environment.
+    pub options: std::collections::BTreeMap<String, String>,
     /// Largest single file accepted by an upload.
     pub max_file_bytes: u64,
 }
@@ -86,7 +88,7 @@ impl Default for ArtifactsConfig {
     fn default() -> Self {
         Self {
             root: "./data/artifacts".into(),
-            s3: Default::default(),
+            options: Default::default(),
             max_file_bytes: 20 * 1024 * 1024 * 1024,
         }
     }

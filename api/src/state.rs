@@ -51,8 +51,9 @@ impl AppState {
         let feed = ChangeFeed::start(store.clone(), poll)
             .await
             .context("starting the change feed")?;
-        let artifacts = crate::objects::open_root(&config.artifacts.root, &config.artifacts.s3)
-            .with_context(|| format!("opening the artifact store {}", config.artifacts.root))?;
+        let artifacts =
+            crate::objects::open_root(&config.artifacts.root, &config.artifacts.options)
+                .with_context(|| format!("opening the artifact store {}", config.artifacts.root))?;
         let gpu_catalog = Arc::new(
             crate::training::catalog::GpuCatalog::load(&config.training)
                 .context("loading the GPU catalog")?,

@@ -622,6 +622,44 @@ async fn worker_leases_tokens_recovery_and_errors(backend: Backend) {
         status_is("SUCCEEDED"),
     )
     .await;
+
+    // Cancelling a running job: the worker stops after a checkpoint, then
+    // releases; the job ends CANCELLED.
+    let mut long = c.clone();
+    long["training"]["max_steps"] = json!(5000);
+    let long_id = s
+        .ok(
+            &key,
+            CREATE,
+            json!({"n": "cancelled", "c": long, "d": chat["id"]}),
+        )
+        .await["createTrainingJob"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(&s, &key, &long_id, 60, "it to train", |j| {
+        j["training"]["progress"]["step"].as_i64().unwrap_or(0) >= 3
+    })
+    .await;
+    let answered = s
+        .ok(
+            &key,
+            "mutation($id: ID!) { cancelJob(id: $id) { status } }",
+            json!({"id": long_id}),
+        )
+        .await;
+    assert_eq!(answered["cancelJob"]["status"], "CANCELLING", "{answered}");
+    let cancelled = wait_for(&s, &key, &long_id, 60, "the cancel", status_is("CANCELLED")).await;
+    let last = cancelled["training"]["checkpoints"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert!(
+        last["reason"] == "stop" || last["reason"] == "interval",
+        "a checkpoint to come back to: {cancelled}"
+    );
     let _ = tx.send(true);
     let _ = worker.await;
 
@@ -715,7 +753,7 @@ async fn s3_datasets_in_place_and_checkpoints(backend: Backend) {
         .unwrap();
     let s = TestServer::start_with(backend, |c| {
         c.artifacts.root = format!("s3://{bucket}/artifacts");
-        c.artifacts.s3 = s3.clone();
+        c.artifacts.options = s3.clone();
         c.training.dataset_sources = vec![format!("s3://{bucket}/data/")];
         c.training.local_workers = 1;
         c.training.heartbeat_ms = 100;

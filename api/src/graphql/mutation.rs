@@ -44,7 +44,7 @@ pub(crate) fn command_id(
 }
 
 /// Waits until the read models show `position`, then reads the job back.
-pub(crate) async fn job_after(
+async fn job_after(
     st: &AppState,
     c: &Caller,
     job: Uuid,
@@ -63,6 +63,27 @@ pub(crate) async fn job_after(
                 "the job is not readable yet; retry the query",
             )
         })
+}
+
+/// Creates a job (a new stream) and reads it back once projected.
+pub(crate) async fn create(
+    st: &AppState,
+    c: &Caller,
+    job: JobId,
+    cmd: &JobCommand,
+    command_id: Uuid,
+) -> async_graphql::Result<Job> {
+    let handled = handle::<JobDecider>(
+        st.store.as_ref(),
+        &job.stream(),
+        cmd,
+        command_id,
+        &c.metadata(),
+        |_| Ok(()),
+    )
+    .await
+    .map_err(command_error)?;
+    job_after(st, c, job.0, handled.position()).await
 }
 
 pub(crate) async fn transition(
@@ -116,17 +137,7 @@ impl Mutation {
             provider: Provider::External,
             run: RunInfo::default(),
         };
-        let handled = handle::<JobDecider>(
-            st.store.as_ref(),
-            &job.stream(),
-            &cmd,
-            cid,
-            &c.metadata(),
-            |_| Ok(()),
-        )
-        .await
-        .map_err(command_error)?;
-        job_after(st, c, job.0, handled.position()).await
+        create(st, c, job, &cmd, cid).await
     }
 
     /// QUEUED → RUNNING.

@@ -3,8 +3,8 @@
 //! and logs, errors grouped by fingerprint, datasets, models, generation and
 //! the GPU/price catalog.
 
-use super::errors::{Code, command_error, domain_error, gql_error, internal};
-use super::mutation::{command_id, job_after, transition};
+use super::errors::{Code, domain_error, gql_error, internal};
+use super::mutation::{command_id, create, transition};
 use super::query::{owned_job, parse_id};
 use super::types::Job;
 use super::{caller, state};
@@ -14,11 +14,10 @@ use async_graphql::{
     Subscription as GqlSubscription,
 };
 use chrono::{DateTime, TimeZone, Utc};
-use ftl_commands::handler::handle;
 use ftl_domain::DomainEvent;
 use ftl_domain::ids::{JobId, derive_entity_id};
+use ftl_domain::job::JobCommand;
 use ftl_domain::job::managed::{BudgetChange, DatasetRef, JobValidated, PauseReason};
-use ftl_domain::job::{JobCommand, JobDecider};
 use ftl_domain::limits::MAX_CONFIG_BYTES;
 use ftl_domain::project::Scope;
 use ftl_domain::training_config::{Context as ValidationContext, validate};
@@ -841,17 +840,7 @@ impl TrainingMutation {
             config: config.0,
             validated: Box::new(validated),
         };
-        let handled = handle::<JobDecider>(
-            st.store.as_ref(),
-            &job.stream(),
-            &cmd,
-            cid,
-            &c.metadata(),
-            |_| Ok(()),
-        )
-        .await
-        .map_err(command_error)?;
-        job_after(st, c, job.0, handled.position()).await
+        create(st, c, job, &cmd, cid).await
     }
 
     /// Registers a dataset read in place from a URL (`s3://…`, `file:///…`)

@@ -13,5 +13,6 @@ pub mod protocol;
 pub mod reconciler;
 pub mod rest;
 pub mod storage;
+pub mod telemetry;
 pub mod worker;
 pub mod worker_api;

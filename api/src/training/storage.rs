@@ -68,7 +68,7 @@ pub async fn read_dataset(st: &AppState, uri: &str) -> anyhow::Result<Vec<u8>> {
                 allowed_source(st, uri),
                 "{uri} is not under a configured training.dataset_sources prefix"
             );
-            crate::objects::open_object(uri, &st.config.artifacts.s3)?
+            crate::objects::open_object(uri, &st.config.artifacts.options)?
         }
     };
     let meta = store.head(&path).await?;

@@ -338,7 +338,7 @@ async fn reporter(
 ) {
     let mut tick = tokio::time::interval(every.report.min(every.heartbeat));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sampler = Telemetry::new();
+    let mut sampler = super::telemetry::Sampler::new();
     let (mut last_report, mut last_beat, mut last_sample) =
         (Instant::now(), Instant::now(), Instant::now());
     loop {
@@ -355,7 +355,7 @@ async fn reporter(
             let step = shared.step.load(Ordering::SeqCst) as i64;
             let now = chrono::Utc::now().timestamp_millis();
             shared.push_metrics(sampler.sample().into_iter().map(|(key, value)| WirePoint {
-                key: key.into(),
+                key,
                 step,
                 value,
                 timestamp_ms: now,
@@ -391,57 +391,6 @@ async fn reporter(
             }
             Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
         }
-    }
-}
-
-/// Process telemetry from `/proc` (CPU % since the last sample, RSS).
-struct Telemetry {
-    last: Option<(Instant, f64)>,
-}
-
-impl Telemetry {
-    fn new() -> Self {
-        Self { last: None }
-    }
-
-    /// CPU seconds used by this process so far (utime + stime at 100 Hz).
-    fn cpu_seconds() -> Option<f64> {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let after = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let utime: f64 = fields.get(11)?.parse().ok()?;
-        let stime: f64 = fields.get(12)?.parse().ok()?;
-        Some((utime + stime) / 100.0)
-    }
-
-    fn rss_mb() -> Option<f64> {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let kb: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some(kb / 1024.0)
-    }
-
-    fn sample(&mut self) -> Vec<(&'static str, f64)> {
-        let mut out = Vec::new();
-        if let Some(cpu) = Self::cpu_seconds() {
-            let now = Instant::now();
-            if let Some((then, before)) = self.last {
-                let wall = now.duration_since(then).as_secs_f64();
-                if wall > 0.0 {
-                    out.push(("system/cpu_percent", 100.0 * (cpu - before) / wall));
-                }
-            }
-            self.last = Some((now, cpu));
-        }
-        if let Some(rss) = Self::rss_mb() {
-            out.push(("system/rss_mb", rss));
-        }
-        out
     }
 }
 
@@ -727,5 +676,41 @@ impl Observer for WorkerObserver {
             PAUSE => RunControl::Pause,
             _ => RunControl::Stop,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[inline(never)]
+    fn exploding_step() -> Result<u32, TrainError> {
+        let v: Vec<u32> = Vec::new();
+        // An out-of-bounds index: a real panic with a real backtrace.
+        Ok(v[std::hint::black_box(3)])
+    }
+
+    #[test]
+    fn panics_and_errors_become_failure_reports_with_frames() {
+        let r = capture_panics(exploding_step).unwrap_err();
+        assert_eq!(r.kind, "panic");
+        assert!(r.message.contains("index out of bounds"), "{}", r.message);
+        let frames = ftl_domain::job::failure::parse_frames(&r.trace);
+        assert!(
+            frames
+                .iter()
+                .any(|f| f.function.ends_with("exploding_step")),
+            "{frames:?}"
+        );
+        let e = capture_panics(|| -> Result<(), TrainError> {
+            Err(TrainError::Data("loss became NaN at step 7".into()))
+        })
+        .unwrap_err();
+        assert_eq!(e.kind, "error");
+        assert!(e.message.contains("loss became NaN at step 7"));
+        // The same failure elsewhere groups with it; another one does not.
+        let fp = |m: &str| ftl_domain::job::failure::fingerprint(m, &[]);
+        assert_eq!(fp(&e.message), fp("dataset: loss became NaN at step 912"));
+        assert_ne!(fp(&e.message), fp("checkpoint: storing failed"));
     }
 }
