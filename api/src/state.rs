@@ -26,6 +26,8 @@ pub struct AppState {
     /// The credential this process's own workers claim with: random per
     /// start, never stored or logged.
     pub worker_secret: Arc<String>,
+    /// Folded job states for worker calls (read incrementally).
+    pub job_states: Arc<crate::training::job_states::JobStates>,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
         Ok(Self {
             gpu_catalog,
             worker_secret: Arc::new(crate::auth::generate_secret()),
+            job_states: Arc::default(),
             artifacts,
             config: Arc::new(config),
             db,

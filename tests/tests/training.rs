@@ -582,6 +582,21 @@ async fn worker_leases_tokens_recovery_and_errors(backend: Backend) {
     );
     let (status, beat) = post("/heartbeat", &token, json!({})).await;
     assert_eq!((status, beat["control"].as_str()), (200, Some("continue")));
+    // A full batch (10,000 points, ~1 MiB) is within the worker limits; more is refused.
+    let points = |n: i64| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"key": "system/rss_mb", "step": i, "value": 1.5, "timestamp_ms": 1_700_000_000_000i64 + i}))
+            .collect()
+    };
+    let batch = |n: i64| json!({"batch_id": uuid::Uuid::new_v4(), "points": points(n)});
+    let (status, body) = post("/metrics", &token, batch(10_000)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post("/metrics", &token, batch(10_001)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("limit_exceeded")),
+        "{body}"
+    );
 
     // The worker goes silent: its lease expires and the job recovers.
     let recovering = wait_for(&s, &key, &job_id, 20, "recovery", status_is("RECOVERING")).await;

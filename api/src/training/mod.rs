@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod checkpoints;
 pub mod datasets;
 pub mod http;
+pub mod job_states;
 pub mod local;
 pub mod models;
 pub mod protocol;

@@ -190,7 +190,19 @@ impl JobApi {
         loop {
             let lines: Vec<LogLine> = {
                 let mut b = shared.logs.lock().unwrap_or_else(|e| e.into_inner());
-                let n = b.len().min(MAX_LINES_PER_CALL);
+                // At most the per-call line limit, and about half the
+                // server's body limit in message bytes.
+                let mut bytes = 0;
+                let n = b
+                    .iter()
+                    .take(MAX_LINES_PER_CALL)
+                    .take_while(|l| {
+                        bytes += l.message.len() + 100;
+                        bytes <= super::worker_api::MAX_REPORT_BYTES / 2
+                    })
+                    .count()
+                    .max(1)
+                    .min(b.len());
                 b.drain(..n).collect()
             };
             if lines.is_empty() {

@@ -14,21 +14,26 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use ftl_commands::handler::{CommandError, append_metrics, handle};
 use ftl_commands::leases::{self, Lease};
-use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent, read_full_stream};
+use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent};
 use ftl_domain::job::logs::{LogsAppended, validate_lines};
 use ftl_domain::job::managed::{CheckpointSaved, ErrorRecorded, checkpoints_to_prune};
 use ftl_domain::job::{FailureReason, JobCommand, JobDecider, JobState, JobStatus, failure};
 use ftl_domain::metrics::{MetricPoint, validate_points};
 use ftl_domain::project::Scope;
-use ftl_domain::{AggregateEvent, Decider, DomainEvent, JobId};
+use ftl_domain::{DomainEvent, JobId};
 use ftl_projections::views::training;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use uuid::Uuid;
 
+/// Largest JSON report a worker may send (a full batch of 10,000 metric
+/// points is about 1 MiB; log batches are cut at [`MAX_REPORT_BYTES`] / 2).
+pub const MAX_REPORT_BYTES: usize = 16 * 1024 * 1024;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(BASE)
+            .app_data(web::PayloadConfig::new(MAX_REPORT_BYTES))
             .route("/claim", web::post().to(claim))
             .route("/jobs/{job}/heartbeat", web::post().to(heartbeat))
             .route("/jobs/{job}/started", web::post().to(started))
@@ -61,19 +66,12 @@ pub fn checkpoint_store(st: &AppState, job: Uuid, keep_last: Option<usize>) -> C
     CheckpointStore::new(st.artifacts.clone(), checkpoint_prefix(job), keep_last)
 }
 
-/// Reads and folds a job's lifecycle stream.
+/// A job's folded lifecycle state (incrementally, from the cache).
 pub async fn load_job(st: &AppState, job: JobId) -> RestResult<JobState> {
-    let stored = read_full_stream(st.store.as_ref(), &job.stream())
+    st.job_states
+        .load(st.store.as_ref(), job)
         .await
-        .map_err(RestError::internal)?;
-    let mut events = Vec::with_capacity(stored.len());
-    for e in &stored {
-        let decoded = e.decode().map_err(RestError::internal)?;
-        if let Some(ev) = ftl_domain::job::JobEvent::from_domain(decoded) {
-            events.push(ev);
-        }
-    }
-    Ok(JobDecider::fold(events.iter()))
+        .map_err(RestError::internal)
 }
 
 /// A worker call's authority: the job whose token it carries, the lease it
