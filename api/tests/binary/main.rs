@@ -1,5 +1,6 @@
-//! Tests that drive the real `finetune-lab` binary: crash safety, and the
-//! real `mlflow` Python client against the MLflow API.
+//! Tests that drive the real `finetune-lab` binary: crash safety (of the
+//! log, and of managed training), the CLI trainer, and the real `mlflow`
+//! Python client against the MLflow API.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -7,3 +8,4 @@ mod crash;
 mod mlflow_client;
 mod process;
 mod train_cli;
+mod training_crash;

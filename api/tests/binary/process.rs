@@ -37,7 +37,17 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `finetune-lab serve` on an ephemeral port and waits for `/readyz`.
     pub async fn start(db_url: &str, http: &reqwest::Client) -> Self {
-        let mut child = command(db_url)
+        Self::start_with(db_url, http, |c| c).await
+    }
+
+    /// `start`, with the command `adjust`ed first (extra environment).
+    pub async fn start_with(
+        db_url: &str,
+        http: &reqwest::Client,
+        adjust: impl FnOnce(&mut Command) -> &mut Command,
+    ) -> Self {
+        let mut base = command(db_url);
+        let mut child = adjust(&mut base)
             .args(["serve", "--bind", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .spawn()
