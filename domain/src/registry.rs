@@ -28,7 +28,8 @@ pub struct ModelRegistered {
     pub name: String,
     pub job_id: JobId,
     pub checkpoint_step: u64,
-    /// Object-store folder of the checkpoint.
+    /// Object-store folder of the model's weights (`model.bpk`, `meta.json`:
+    /// a copy of the checkpoint's, kept whatever the job prunes).
     pub checkpoint_path: String,
     /// What the job started from (`model.name` of its config).
     pub base_model: String,

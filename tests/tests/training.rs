@@ -496,7 +496,7 @@ async fn worker_leases_tokens_recovery_and_errors(backend: Backend) {
     let s = TestServer::start_with(backend, |c| {
         c.training.local_workers = 0;
         c.training.heartbeat_ms = 100;
-        c.training.lease_ms = 1_000;
+        c.training.lease_ms = 2_000;
         c.training.reconcile_ms = 50;
     })
     .await;
@@ -589,8 +589,11 @@ async fn worker_leases_tokens_recovery_and_errors(backend: Backend) {
             .collect()
     };
     let batch = |n: i64| json!({"batch_id": uuid::Uuid::new_v4(), "points": points(n)});
+    // (A heartbeat before each keeps the short test lease alive.)
+    assert_eq!(post("/heartbeat", &token, json!({})).await.0, 200);
     let (status, body) = post("/metrics", &token, batch(10_000)).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(post("/heartbeat", &token, json!({})).await.0, 200);
     let (status, body) = post("/metrics", &token, batch(10_001)).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -627,6 +630,34 @@ async fn worker_leases_tokens_recovery_and_errors(backend: Backend) {
     )
     .await;
     assert_eq!(done["training"]["attempt"], 2);
+    // Any stored checkpoint can become a model; a pruned one cannot.
+    let reg = "mutation($j: ID!, $s: Int!) { registerModel(jobId: $j, step: $s, name: \"mid\") { id name checkpointStep } }";
+    let pruned = done["training"]["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["pruned"] == true)
+        .cloned()
+        .unwrap();
+    let (_, refused) = s
+        .gql(Some(&key), reg, json!({"j": job_id, "s": pruned["step"]}))
+        .await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "INVALID_INPUT",
+        "{refused}"
+    );
+    let mid = s.ok(&key, reg, json!({"j": job_id, "s": 10})).await["registerModel"].clone();
+    assert_eq!(
+        (mid["name"].as_str(), mid["checkpointStep"].as_i64()),
+        (Some("mid"), Some(10))
+    );
+    let g = s
+        .ok(&key, "query($m: ID!) { generate(modelId: $m, prompt: \"say red\", maxTokens: 4) { completionTokens } }", json!({"m": mid["id"]}))
+        .await;
+    assert!(
+        g["generate"]["completionTokens"].as_i64().unwrap() > 0,
+        "{g}"
+    );
     assert_eq!(done["training"]["progress"]["step"], 12);
     wait_for(
         &s,

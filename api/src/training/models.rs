@@ -49,6 +49,14 @@ pub async fn register(
         super::worker_api::checkpoint_prefix(job.0).join(super::checkpoints::checkpoint_name(step));
     let meta: CheckpointMeta =
         serde_json::from_slice(&read(st, &folder.clone().join(META_FILE)).await?)?;
+    // The model keeps its own copy of the weights: the job's keep-last-N may
+    // prune the checkpoint later.
+    let model_folder = Path::from(format!("models/{}", id.0.simple()));
+    for file in [MODEL_FILE, META_FILE] {
+        st.artifacts
+            .copy(&folder.clone().join(file), &model_folder.clone().join(file))
+            .await?;
+    }
     let base_model = m
         .config
         .pointer("/model/name")
@@ -61,7 +69,7 @@ pub async fn register(
         name: name.unwrap_or_else(|| format!("{}@{step}", state.name)),
         job_id: job,
         checkpoint_step: step,
-        checkpoint_path: folder.to_string(),
+        checkpoint_path: model_folder.to_string(),
         base_model,
         dataset_digest: meta.dataset_digest.clone(),
         architecture: serde_json::to_value(meta.config.model)?,
