@@ -25,17 +25,18 @@ drop_test_dbs() {
 drop_test_dbs
 trap drop_test_dbs EXIT
 
-# The real mlflow client (from PyPI) for the MLflow API suite, in a virtual
-# environment kept between runs.
+# The real mlflow and openai clients (from PyPI) for the API suites, and moto's
+# S3 server, in a virtual environment kept between runs.
 VENV="${FTL_VENV:-$HOME/.cache/finetune-lab/venv}"
 MLFLOW_VERSION="3.17.2"
 MOTO_VERSION="5.1.18"
-if ! "$VENV/bin/python" -c "import mlflow, moto, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION' or moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-  echo "== installing mlflow-skinny $MLFLOW_VERSION and moto[server] $MOTO_VERSION into $VENV"
+OPENAI_VERSION="3.57.0"
+if ! "$VENV/bin/python" -c "import mlflow, moto, openai, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION' or moto.__version__ != '$MOTO_VERSION' or openai.__version__ != '$OPENAI_VERSION')" 2>/dev/null; then
+  echo "== installing mlflow-skinny $MLFLOW_VERSION, moto[server] $MOTO_VERSION and openai $OPENAI_VERSION into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==$MLFLOW_VERSION" "moto[server]==$MOTO_VERSION"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==$MLFLOW_VERSION" "moto[server]==$MOTO_VERSION" "openai==$OPENAI_VERSION"
 fi
-export FTL_MLFLOW_PYTHON="$VENV/bin/python"
+export FTL_TEST_PYTHON="$VENV/bin/python"
 
 # A local S3-compatible server (moto) for the S3 dataset and checkpoint tests.
 S3_PORT="$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -8,6 +8,7 @@ pub mod config;
 pub mod graphql;
 pub mod mlflow;
 pub mod objects;
+pub mod openai;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -70,6 +70,17 @@ id_type!(
     ModelId
 );
 
+id_type!(
+    /// One recorded exchange with a model.
+    PredictionId
+);
+
+impl PredictionId {
+    pub fn stream(&self) -> String {
+        format!("prediction-{}", self.0)
+    }
+}
+
 impl DatasetId {
     pub fn stream(&self) -> String {
         format!("dataset-{}", self.0)

@@ -53,6 +53,7 @@ impl Projections {
             Arc::new(views::metrics::MetricsProjection),
             Arc::new(views::tracking::TrackingProjection),
             Arc::new(views::training::TrainingProjection),
+            Arc::new(views::predictions::PredictionsProjection),
         ];
         let progress = list
             .iter()

@@ -2,6 +2,7 @@
 
 mod errors;
 mod mutation;
+mod predictions;
 mod query;
 mod scalars;
 mod subscription;
@@ -16,7 +17,11 @@ use async_graphql::{Context, MergedObject, MergedSubscription, Schema};
 use ftl_domain::project::Scope;
 
 #[derive(MergedObject, Default)]
-pub struct Query(query::Query, training::TrainingQuery);
+pub struct Query(
+    query::Query,
+    training::TrainingQuery,
+    predictions::PredictionsQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(mutation::Mutation, training::TrainingMutation);

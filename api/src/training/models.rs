@@ -103,14 +103,47 @@ pub enum Prompt {
     Chat(Vec<(Role, String)>),
 }
 
-/// Generates from a model of the caller's project.
-pub async fn generate(
+/// A model's weights, read and ready to generate from (on a blocking thread).
+pub struct Loaded {
+    pub row: ftl_projections::views::training::ModelRow,
+    arch: ftl_trainer::ModelConfig,
+    weights: Vec<u8>,
+}
+
+impl Prompt {
+    /// The prompt's token ids under the model's tokenizer.
+    pub fn tokens(&self) -> Vec<u32> {
+        match self {
+            Prompt::Text(t) => tokenizer::encode_text(t),
+            Prompt::Chat(messages) => tokenizer::chat_prompt(
+                &messages
+                    .iter()
+                    .map(|(role, content)| Message::new(*role, content.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+        }
+    }
+}
+
+impl Loaded {
+    /// Generates (blocking: call from a blocking thread); `on_piece` sees
+    /// each piece of text as it is produced.
+    pub fn generate(
+        &self,
+        tokens: &[u32],
+        params: &GenerateParams,
+        on_piece: impl FnMut(&str),
+    ) -> Result<Generation, ftl_trainer::TrainError> {
+        Generator::from_weights(self.arch, &self.weights)?.generate(tokens, params, on_piece)
+    }
+}
+
+/// A model of the caller's project with its weights; `None` if there is none.
+pub async fn load(
     st: &AppState,
     project: ProjectId,
     model: Uuid,
-    prompt: Prompt,
-    params: GenerateParams,
-) -> anyhow::Result<Option<Generation>> {
+) -> anyhow::Result<Option<Loaded>> {
     let Some(row) = ftl_projections::views::training::model(&st.db, project.0, model).await? else {
         return Ok(None);
     };
@@ -120,19 +153,22 @@ pub async fn generate(
         &Path::from(format!("{}/{MODEL_FILE}", row.checkpoint_path)),
     )
     .await?;
-    let tokens = match prompt {
-        Prompt::Text(t) => tokenizer::encode_text(&t),
-        Prompt::Chat(messages) => tokenizer::chat_prompt(
-            &messages
-                .into_iter()
-                .map(|(role, content)| Message::new(role, content))
-                .collect::<Vec<_>>(),
-        ),
+    Ok(Some(Loaded { row, arch, weights }))
+}
+
+/// Generates from a model of the caller's project.
+pub async fn generate(
+    st: &AppState,
+    project: ProjectId,
+    model: Uuid,
+    prompt: Prompt,
+    params: GenerateParams,
+) -> anyhow::Result<Option<Generation>> {
+    let Some(loaded) = load(st, project, model).await? else {
+        return Ok(None);
     };
-    let out = tokio::task::spawn_blocking(move || {
-        let generator = Generator::from_weights(arch, &weights)?;
-        generator.generate(&tokens, &params, |_| {})
-    })
-    .await??;
+    let tokens = prompt.tokens();
+    let out =
+        tokio::task::spawn_blocking(move || loaded.generate(&tokens, &params, |_| {})).await??;
     Ok(Some(out))
 }

@@ -1,11 +1,12 @@
 //! Tests that drive the real `finetune-lab` binary: crash safety (of the
 //! log, and of managed training), the CLI trainer, and the real `mlflow`
-//! Python client against the MLflow API.
+//! and `openai` Python clients against the MLflow and OpenAI APIs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod crash;
 mod mlflow_client;
+mod openai_client;
 mod process;
 mod train_cli;
 mod training_crash;

@@ -5,19 +5,19 @@
 //! round-trips exactly.
 //!
 //! `scripts/test.sh` installs the client into a virtual environment and sets
-//! `FTL_MLFLOW_PYTHON` to its interpreter; without it (a bare `cargo test`)
+//! `FTL_TEST_PYTHON` to its interpreter; without it (a bare `cargo test`)
 //! these tests say so and pass vacuously.
 
 use crate::process::{ServerProcess, run_cli};
 use ftl_tests::Backend;
 use std::process::Command;
 
-fn python() -> Option<String> {
-    match std::env::var("FTL_MLFLOW_PYTHON") {
+pub fn python() -> Option<String> {
+    match std::env::var("FTL_TEST_PYTHON") {
         Ok(p) if !p.is_empty() => Some(p),
         _ => {
             eprintln!(
-                "FTL_MLFLOW_PYTHON is not set: skipping the mlflow client suite (scripts/test.sh runs it)"
+                "FTL_TEST_PYTHON is not set: skipping the Python client suites (scripts/test.sh runs them)"
             );
             None
         }

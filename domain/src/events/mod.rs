@@ -11,6 +11,7 @@ use crate::experiment::*;
 use crate::job::logs::LogsAppended;
 use crate::job::*;
 use crate::metrics::{MetricsLogged, MetricsLoggedV1};
+use crate::prediction::PredictionRecorded;
 use crate::project::*;
 use crate::registry::{DatasetRegistered, ModelRegistered};
 use serde::de::DeserializeOwned;
@@ -29,6 +30,7 @@ pub enum DomainEvent {
     LogsAppended(LogsAppended),
     DatasetRegistered(DatasetRegistered),
     ModelRegistered(ModelRegistered),
+    PredictionRecorded(PredictionRecorded),
 }
 
 impl DomainEvent {
@@ -94,6 +96,7 @@ pub const SCHEMAS: &[(&str, u32)] = &[
     ("job.logs_appended", 1),
     ("dataset.registered", 1),
     ("model.registered", 1),
+    ("prediction.recorded", 1),
     ("experiment.created", 1),
     ("experiment.renamed", 1),
     ("experiment.deleted", 1),
@@ -140,6 +143,7 @@ impl DomainEvent {
             Self::LogsAppended(_) => "job.logs_appended",
             Self::DatasetRegistered(_) => "dataset.registered",
             Self::ModelRegistered(_) => "model.registered",
+            Self::PredictionRecorded(_) => "prediction.recorded",
             Self::MetricsLogged(_) => "job.metrics_logged",
             Self::Experiment(ExperimentEvent::Created(_)) => "experiment.created",
             Self::Experiment(ExperimentEvent::Renamed(_)) => "experiment.renamed",
@@ -178,6 +182,7 @@ impl DomainEvent {
             Self::LogsAppended(e) => to_value(e),
             Self::DatasetRegistered(e) => to_value(e),
             Self::ModelRegistered(e) => to_value(e),
+            Self::PredictionRecorded(e) => to_value(e),
             Self::MetricsLogged(e) => to_value(&MetricsLoggedV1::from(e)),
             Self::Experiment(ExperimentEvent::Created(e)) => to_value(e),
             Self::Experiment(ExperimentEvent::Renamed(e)) => to_value(e),
@@ -223,6 +228,7 @@ impl DomainEvent {
             "job.logs_appended" => Self::LogsAppended(de(payload).map_err(malformed)?),
             "dataset.registered" => Self::DatasetRegistered(de(payload).map_err(malformed)?),
             "model.registered" => Self::ModelRegistered(de(payload).map_err(malformed)?),
+            "prediction.recorded" => Self::PredictionRecorded(de(payload).map_err(malformed)?),
             "project.created" => Self::ProjectCreated(de(payload).map_err(malformed)?),
             "api_key.created" => Self::ApiKeyCreated(de(payload).map_err(malformed)?),
             "api_key.revoked" => Self::ApiKeyRevoked(de(payload).map_err(malformed)?),

@@ -167,6 +167,7 @@ impl Projection for CatalogProjection {
                 | DomainEvent::LogsAppended(_)
                 | DomainEvent::DatasetRegistered(_)
                 | DomainEvent::ModelRegistered(_)
+                | DomainEvent::PredictionRecorded(_)
                 | DomainEvent::Experiment(_) => {}
                 DomainEvent::Job(JobEvent::Managed(m)) => {
                     if let Some(to) = m.status_change() {

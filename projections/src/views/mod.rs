@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod metrics;
+pub mod predictions;
 pub mod tracking;
 pub mod training;
 

@@ -93,7 +93,8 @@ impl Projection for TrackingProjection {
                 | DomainEvent::MetricsLogged(_)
                 | DomainEvent::LogsAppended(_)
                 | DomainEvent::DatasetRegistered(_)
-                | DomainEvent::ModelRegistered(_) => {}
+                | DomainEvent::ModelRegistered(_)
+                | DomainEvent::PredictionRecorded(_) => {}
             }
         }
         Ok(())

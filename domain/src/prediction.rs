@@ -1,0 +1,42 @@
+//! Predictions: every exchange with a model (chat portal, OpenAI-compatible
+//! API, comparisons) recorded once, immutable, in its own stream — the raw
+//! material of feedback, comparisons and judgments.
+
+use crate::ids::{PredictionId, ProjectId};
+use serde::{Deserialize, Serialize};
+
+/// One message of the conversation sent to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `developer`, `user`, `assistant` or `tool`.
+    pub role: String,
+    pub content: String,
+}
+
+/// `prediction.recorded` v1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionRecorded {
+    pub prediction_id: PredictionId,
+    pub project_id: ProjectId,
+    pub model_id: uuid::Uuid,
+    /// The model's name when it answered.
+    pub model_name: String,
+    pub messages: Vec<ChatMessage>,
+    pub response: String,
+    /// `stop` or `length`.
+    pub finish_reason: String,
+    /// Sampling parameters as sent (max tokens, temperature, top_p, stop, seed).
+    pub params: serde_json::Value,
+    /// Request received → last token (ms).
+    pub latency_ms: f64,
+    /// Request received → first token (ms); absent when nothing was produced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    /// Counted by the model's own tokenizer (the provider's usage for external models).
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// `openai_api` or `graphql`.
+    pub source: String,
+    /// When the request arrived (ms since the epoch).
+    pub started_ms: i64,
+}
