@@ -4,6 +4,7 @@
 //! `decide(state, command, now) -> Result<Vec<Event>, DomainError>` plus a fold
 //! `evolve(state, event)`, so it is tested in microseconds.
 
+pub mod agreement;
 pub mod decider;
 pub mod error;
 pub mod events;
