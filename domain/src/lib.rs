@@ -9,6 +9,7 @@ pub mod decider;
 pub mod error;
 pub mod events;
 pub mod experiment;
+pub mod feedback;
 pub mod float_json;
 pub mod ids;
 pub mod job;

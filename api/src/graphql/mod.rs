@@ -21,10 +21,15 @@ pub struct Query(
     query::Query,
     training::TrainingQuery,
     predictions::PredictionsQuery,
+    predictions::FeedbackQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::Mutation, training::TrainingMutation);
+pub struct Mutation(
+    mutation::Mutation,
+    training::TrainingMutation,
+    predictions::FeedbackMutation,
+);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(subscription::Subscription, training::TrainingSubscription);

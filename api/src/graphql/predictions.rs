@@ -4,7 +4,7 @@ use super::errors::{Code, gql_error, internal};
 use super::query::parse_id;
 use super::{caller, state};
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use ftl_domain::project::Scope;
 use ftl_projections::views::predictions as view;
@@ -17,6 +17,7 @@ pub struct PredictionMessage {
 
 /// One exchange with a model, as recorded.
 #[derive(SimpleObject, Clone, Debug)]
+#[graphql(complex)]
 pub struct Prediction {
     pub id: ID,
     pub model_id: ID,
@@ -35,6 +36,35 @@ pub struct Prediction {
     /// `openai_api` or `graphql`.
     pub source: String,
     pub started_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub uuid: uuid::Uuid,
+}
+
+/// A judgment a prediction received (thumb, evaluation or rating), as recorded.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Judgment {
+    /// `thumb`, `evaluation` or `rating`.
+    pub kind: String,
+    pub payload: async_graphql::Json<serde_json::Value>,
+    pub at: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl Prediction {
+    /// Every judgment, in order; a change is a new entry, nothing is overwritten.
+    async fn judgments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Judgment>> {
+        let st = state(ctx)?;
+        Ok(view::feedback_history(&st.db, self.uuid)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .map(|(kind, payload, at)| Judgment {
+                kind,
+                payload: async_graphql::Json(payload),
+                at,
+            })
+            .collect())
+    }
 }
 
 impl From<view::PredictionRow> for Prediction {
@@ -66,6 +96,7 @@ impl From<view::PredictionRow> for Prediction {
             total_tokens: r.prompt_tokens + r.completion_tokens,
             source: r.source,
             started_at: r.started_at,
+            uuid: r.prediction_id,
         }
     }
 }
@@ -146,5 +177,445 @@ impl PredictionsQuery {
             .await
             .map_err(internal)?
             .map(Prediction::from))
+    }
+}
+
+// ---- feedback -------------------------------------------------------------
+
+#[derive(InputObject, Default)]
+pub struct AxesInput {
+    pub clarity: Option<i32>,
+    pub accuracy: Option<i32>,
+    pub conciseness: Option<i32>,
+    pub overall: Option<i32>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum Axis {
+    Clarity,
+    Accuracy,
+    Conciseness,
+    Overall,
+}
+
+impl Axis {
+    fn index(self) -> usize {
+        self as usize
+    }
+    fn name(self) -> &'static str {
+        ftl_domain::feedback::AXES[self.index()]
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct AxisStats {
+    pub axis: String,
+    pub n: i64,
+    pub mean: Option<f64>,
+    /// Sample standard deviation.
+    pub sd: Option<f64>,
+    pub median: Option<f64>,
+    /// How many ratings of 1, 2, 3, 4, 5.
+    pub counts: Vec<i64>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct TagCount {
+    pub tag: String,
+    pub count: i64,
+    pub pct_of_failed: f64,
+    pub share_of_mentions: f64,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct FailureTags {
+    pub n_evaluations: i64,
+    pub n_failed: i64,
+    pub untagged_failures: i64,
+    pub tags: Vec<TagCount>,
+}
+
+/// Feedback on a model (or the whole project): thumbs, ratings per axis,
+/// failure tags on failed evaluations.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct FeedbackSummary {
+    pub thumbs_up: i64,
+    pub thumbs_down: i64,
+    pub axes: Vec<AxisStats>,
+    pub failure_tags: FailureTags,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Calibration {
+    pub exact: f64,
+    pub within_one: f64,
+    pub spearman: Option<f64>,
+}
+
+/// Agreement between raters on one axis (`judging.md` §10).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Agreement {
+    pub axis: String,
+    pub raters: Vec<String>,
+    /// Items with at least two ratings.
+    pub items: i64,
+    /// Ordinal α over every rater, missing ratings allowed.
+    pub krippendorff_alpha: Option<f64>,
+    /// When every item has the same number (≥ 2) of raters.
+    pub fleiss_kappa: Option<f64>,
+    /// With exactly two raters: quadratic-weighted κ on the items both rated.
+    pub cohen_kappa_quadratic: Option<f64>,
+    pub calibration: Option<Calibration>,
+}
+
+fn stats(axis: Axis, values: &[i64]) -> AxisStats {
+    let n = values.len();
+    let mut counts = vec![0i64; 5];
+    for v in values {
+        if (1..=5).contains(v) {
+            counts[(*v - 1) as usize] += 1;
+        }
+    }
+    let mean = (n > 0).then(|| values.iter().sum::<i64>() as f64 / n as f64);
+    let sd = mean.filter(|_| n > 1).map(|m| {
+        (values.iter().map(|v| (*v as f64 - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    });
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let median = (n > 0).then(|| {
+        if n % 2 == 1 {
+            sorted[n / 2] as f64
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) as f64 / 2.0
+        }
+    });
+    AxisStats {
+        axis: axis.name().into(),
+        n: n as i64,
+        mean,
+        sd,
+        median,
+        counts,
+    }
+}
+
+#[derive(Default)]
+pub struct FeedbackQuery;
+
+#[Object]
+impl FeedbackQuery {
+    async fn feedback_summary(
+        &self,
+        ctx: &Context<'_>,
+        model_id: Option<ID>,
+    ) -> async_graphql::Result<FeedbackSummary> {
+        let c = caller(ctx, Scope::Read)?;
+        let st = state(ctx)?;
+        let model = model_id.map(|m| parse_id(&m, "modelId")).transpose()?;
+        let (up, down) = view::thumbs(&st.db, c.project_id.0, model)
+            .await
+            .map_err(internal)?;
+        let ratings = view::ratings(&st.db, c.project_id.0, model)
+            .await
+            .map_err(internal)?;
+        let axes = [
+            Axis::Clarity,
+            Axis::Accuracy,
+            Axis::Conciseness,
+            Axis::Overall,
+        ]
+        .into_iter()
+        .map(|a| {
+            let values: Vec<i64> = ratings
+                .iter()
+                .filter_map(|(_, _, v)| v[a.index()])
+                .collect();
+            stats(a, &values)
+        })
+        .collect();
+        let evals = view::evaluations(&st.db, c.project_id.0, model)
+            .await
+            .map_err(internal)?;
+        let t =
+            ftl_domain::feedback::tag_stats(evals.iter().map(|(ok, tags)| (*ok, tags.as_slice())));
+        Ok(FeedbackSummary {
+            thumbs_up: up,
+            thumbs_down: down,
+            axes,
+            failure_tags: FailureTags {
+                n_evaluations: t.n_evaluations as i64,
+                n_failed: t.n_failed as i64,
+                untagged_failures: t.untagged_failures as i64,
+                tags: t
+                    .tags
+                    .into_iter()
+                    .map(|(tag, count, pct, share)| TagCount {
+                        tag,
+                        count: count as i64,
+                        pct_of_failed: pct,
+                        share_of_mentions: share,
+                    })
+                    .collect(),
+            },
+        })
+    }
+
+    /// Inter-rater agreement on one axis over the current ratings.
+    async fn agreement(
+        &self,
+        ctx: &Context<'_>,
+        axis: Axis,
+        model_id: Option<ID>,
+    ) -> async_graphql::Result<Agreement> {
+        use ftl_domain::agreement as ag;
+        let c = caller(ctx, Scope::Read)?;
+        let st = state(ctx)?;
+        let model = model_id.map(|m| parse_id(&m, "modelId")).transpose()?;
+        let ratings: Vec<(uuid::Uuid, String, i64)> = view::ratings(&st.db, c.project_id.0, model)
+            .await
+            .map_err(internal)?
+            .into_iter()
+            .filter_map(|(p, r, v)| v[axis.index()].map(|v| (p, r, v)))
+            .collect();
+        let mut raters: Vec<String> = ratings.iter().map(|(_, r, _)| r.clone()).collect();
+        raters.sort();
+        raters.dedup();
+        let as_f: Vec<(uuid::Uuid, String, f64)> = ratings
+            .iter()
+            .map(|(p, r, v)| (*p, r.clone(), *v as f64))
+            .collect();
+        let units = ag::units_of(&as_f);
+        let rated: Vec<&Vec<f64>> = units.iter().filter(|u| u.len() >= 2).collect();
+        // Fleiss: every item rated by the same number of raters.
+        let fleiss = rated
+            .first()
+            .filter(|first| rated.iter().all(|u| u.len() == first.len()))
+            .and_then(|_| {
+                let counts: Vec<Vec<u64>> = rated
+                    .iter()
+                    .map(|u| {
+                        (1..=5)
+                            .map(|c| u.iter().filter(|v| **v == c as f64).count() as u64)
+                            .collect()
+                    })
+                    .collect();
+                ag::fleiss_kappa(&counts)
+            });
+        // Two raters: the items both rated, paired.
+        let (cohen, calibration) = if raters.len() == 2 {
+            let mut a = vec![];
+            let mut b = vec![];
+            let mut by: std::collections::BTreeMap<uuid::Uuid, (Option<i64>, Option<i64>)> =
+                Default::default();
+            for (p, r, v) in &ratings {
+                let e = by.entry(*p).or_default();
+                if *r == raters[0] {
+                    e.0 = Some(*v);
+                } else {
+                    e.1 = Some(*v);
+                }
+            }
+            for (x, y) in by.values().filter_map(|(x, y)| Some(((*x)?, (*y)?))) {
+                a.push(x);
+                b.push(y);
+            }
+            (
+                ag::cohen_kappa(&a, &b, 1, 5, ag::Weights::Quadratic),
+                ag::calibration(&a, &b).map(|c| Calibration {
+                    exact: c.exact,
+                    within_one: c.within_one,
+                    spearman: c.spearman,
+                }),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Agreement {
+            axis: axis.name().into(),
+            items: rated.len() as i64,
+            krippendorff_alpha: ag::krippendorff_alpha(&units, ag::Level::Ordinal),
+            fleiss_kappa: fleiss,
+            cohen_kappa_quadratic: cohen,
+            calibration,
+            raters,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct FeedbackMutation;
+
+/// Appends a judgment to a prediction of the caller's project.
+async fn judge(
+    ctx: &Context<'_>,
+    prediction: &ID,
+    idempotency_key: Option<String>,
+    event: impl FnOnce(
+        ftl_domain::PredictionId,
+        String,
+    ) -> Result<ftl_domain::DomainEvent, ftl_domain::DomainError>,
+    rater: Option<String>,
+    op: &str,
+) -> async_graphql::Result<Prediction> {
+    use ftl_commands::store::{ExpectedVersion, NewEvent};
+    let c = caller(ctx, Scope::Write)?;
+    let st = state(ctx)?;
+    let id = parse_id(prediction, "predictionId")?;
+    view::prediction(&st.db, c.project_id.0, id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| gql_error(Code::NotFound, "prediction not found"))?;
+    let rater = rater.unwrap_or_else(|| format!("key:{}", c.key_id));
+    ftl_domain::feedback::validate_rater(&rater).map_err(super::errors::domain_error)?;
+    let event = event(ftl_domain::PredictionId(id), rater).map_err(super::errors::domain_error)?;
+    let cid = super::mutation::command_id(c, op, &id.to_string(), idempotency_key.as_deref())?;
+    let mut meta = c.metadata();
+    meta.command_id = Some(cid);
+    let new = NewEvent::from_domain(ftl_domain::ids::derive_event_id(cid, 0), &event, meta);
+    let appended = st
+        .store
+        .append(
+            &ftl_domain::PredictionId(id).stream(),
+            ExpectedVersion::StreamExists,
+            vec![new],
+        )
+        .await
+        .map_err(internal)?;
+    st.projections
+        .wait_for(appended.last_position, st.ryw_timeout())
+        .await;
+    view::prediction(&st.db, c.project_id.0, id)
+        .await
+        .map_err(internal)?
+        .map(Prediction::from)
+        .ok_or_else(|| gql_error(Code::Internal, "the prediction is not readable yet; retry"))
+}
+
+#[Object]
+impl FeedbackMutation {
+    /// Thumbs up (`true`), down (`false`) or cleared (`null`); a change is a
+    /// new judgment, the earlier one stays in the history. `rater` defaults
+    /// to the API key.
+    async fn set_thumb(
+        &self,
+        ctx: &Context<'_>,
+        prediction_id: ID,
+        up: Option<bool>,
+        rater: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<Prediction> {
+        judge(
+            ctx,
+            &prediction_id,
+            idempotency_key,
+            |p, rater| {
+                Ok(ftl_domain::DomainEvent::ThumbSet(
+                    ftl_domain::feedback::ThumbSet {
+                        prediction_id: p,
+                        rater,
+                        up,
+                    },
+                ))
+            },
+            rater,
+            "setThumb",
+        )
+        .await
+    }
+
+    /// The detailed evaluation: success, failure tags (`failure_taxonomy_v1`;
+    /// an unknown one is refused), strengths, notes, expected behaviour.
+    #[allow(clippy::too_many_arguments)]
+    async fn evaluate_prediction(
+        &self,
+        ctx: &Context<'_>,
+        prediction_id: ID,
+        success: bool,
+        #[graphql(default)] tags: Vec<String>,
+        #[graphql(default)] strengths: String,
+        #[graphql(default)] notes: String,
+        #[graphql(default)] expected_behaviour: String,
+        #[graphql(default_with = "String::from(\"human\")")] source: String,
+        rater: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<Prediction> {
+        judge(
+            ctx,
+            &prediction_id,
+            idempotency_key,
+            |p, rater| {
+                let e = ftl_domain::feedback::Evaluated {
+                    prediction_id: p,
+                    rater,
+                    success,
+                    tags: ftl_domain::feedback::normalize_tags(&tags)?,
+                    source,
+                    taxonomy: ftl_domain::feedback::TAXONOMY.into(),
+                    strengths,
+                    notes,
+                    expected_behaviour,
+                };
+                e.validate()?;
+                Ok(ftl_domain::DomainEvent::Evaluated(e))
+            },
+            rater,
+            "evaluatePrediction",
+        )
+        .await
+    }
+
+    /// A multi-axis rating (1–5 on any of clarity, accuracy, conciseness,
+    /// overall); a re-rating is a new judgment and becomes the current one.
+    #[allow(clippy::too_many_arguments)]
+    async fn rate_prediction(
+        &self,
+        ctx: &Context<'_>,
+        prediction_id: ID,
+        axes: AxesInput,
+        #[graphql(default)] comment: String,
+        comparison_id: Option<ID>,
+        rater: Option<String>,
+        idempotency_key: Option<String>,
+    ) -> async_graphql::Result<Prediction> {
+        let comparison = comparison_id
+            .map(|c| parse_id(&c, "comparisonId"))
+            .transpose()?;
+        judge(
+            ctx,
+            &prediction_id,
+            idempotency_key,
+            |p, rater| {
+                let mut map = std::collections::BTreeMap::new();
+                for (name, v) in [
+                    ("clarity", axes.clarity),
+                    ("accuracy", axes.accuracy),
+                    ("conciseness", axes.conciseness),
+                    ("overall", axes.overall),
+                ] {
+                    if let Some(v) = v {
+                        let v = u8::try_from(v).map_err(|_| {
+                            ftl_domain::DomainError::invalid(
+                                format!("axes.{name}"),
+                                "must be an integer from 1 to 5",
+                            )
+                        })?;
+                        map.insert(name.to_string(), v);
+                    }
+                }
+                let r = ftl_domain::feedback::Rated {
+                    rating_id: uuid::Uuid::new_v4(),
+                    prediction_id: p,
+                    rater,
+                    axes: map,
+                    comment,
+                    comparison_id: comparison,
+                };
+                r.validate()?;
+                Ok(ftl_domain::DomainEvent::Rated(r))
+            },
+            rater,
+            "ratePrediction",
+        )
+        .await
     }
 }

@@ -8,6 +8,7 @@
 mod upcast;
 
 use crate::experiment::*;
+use crate::feedback::{Evaluated, Rated, ThumbSet};
 use crate::job::logs::LogsAppended;
 use crate::job::*;
 use crate::metrics::{MetricsLogged, MetricsLoggedV1};
@@ -31,6 +32,9 @@ pub enum DomainEvent {
     DatasetRegistered(DatasetRegistered),
     ModelRegistered(ModelRegistered),
     PredictionRecorded(PredictionRecorded),
+    ThumbSet(ThumbSet),
+    Evaluated(Evaluated),
+    Rated(Rated),
 }
 
 impl DomainEvent {
@@ -97,6 +101,9 @@ pub const SCHEMAS: &[(&str, u32)] = &[
     ("dataset.registered", 1),
     ("model.registered", 1),
     ("prediction.recorded", 1),
+    ("prediction.thumb_set", 1),
+    ("prediction.evaluated", 1),
+    ("prediction.rated", 1),
     ("experiment.created", 1),
     ("experiment.renamed", 1),
     ("experiment.deleted", 1),
@@ -144,6 +151,9 @@ impl DomainEvent {
             Self::DatasetRegistered(_) => "dataset.registered",
             Self::ModelRegistered(_) => "model.registered",
             Self::PredictionRecorded(_) => "prediction.recorded",
+            Self::ThumbSet(_) => "prediction.thumb_set",
+            Self::Evaluated(_) => "prediction.evaluated",
+            Self::Rated(_) => "prediction.rated",
             Self::MetricsLogged(_) => "job.metrics_logged",
             Self::Experiment(ExperimentEvent::Created(_)) => "experiment.created",
             Self::Experiment(ExperimentEvent::Renamed(_)) => "experiment.renamed",
@@ -183,6 +193,9 @@ impl DomainEvent {
             Self::DatasetRegistered(e) => to_value(e),
             Self::ModelRegistered(e) => to_value(e),
             Self::PredictionRecorded(e) => to_value(e),
+            Self::ThumbSet(e) => to_value(e),
+            Self::Evaluated(e) => to_value(e),
+            Self::Rated(e) => to_value(e),
             Self::MetricsLogged(e) => to_value(&MetricsLoggedV1::from(e)),
             Self::Experiment(ExperimentEvent::Created(e)) => to_value(e),
             Self::Experiment(ExperimentEvent::Renamed(e)) => to_value(e),
@@ -229,6 +242,9 @@ impl DomainEvent {
             "dataset.registered" => Self::DatasetRegistered(de(payload).map_err(malformed)?),
             "model.registered" => Self::ModelRegistered(de(payload).map_err(malformed)?),
             "prediction.recorded" => Self::PredictionRecorded(de(payload).map_err(malformed)?),
+            "prediction.thumb_set" => Self::ThumbSet(de(payload).map_err(malformed)?),
+            "prediction.evaluated" => Self::Evaluated(de(payload).map_err(malformed)?),
+            "prediction.rated" => Self::Rated(de(payload).map_err(malformed)?),
             "project.created" => Self::ProjectCreated(de(payload).map_err(malformed)?),
             "api_key.created" => Self::ApiKeyCreated(de(payload).map_err(malformed)?),
             "api_key.revoked" => Self::ApiKeyRevoked(de(payload).map_err(malformed)?),

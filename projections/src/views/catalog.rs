@@ -168,6 +168,9 @@ impl Projection for CatalogProjection {
                 | DomainEvent::DatasetRegistered(_)
                 | DomainEvent::ModelRegistered(_)
                 | DomainEvent::PredictionRecorded(_)
+                | DomainEvent::ThumbSet(_)
+                | DomainEvent::Evaluated(_)
+                | DomainEvent::Rated(_)
                 | DomainEvent::Experiment(_) => {}
                 DomainEvent::Job(JobEvent::Managed(m)) => {
                     if let Some(to) = m.status_change() {

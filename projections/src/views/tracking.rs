@@ -94,7 +94,10 @@ impl Projection for TrackingProjection {
                 | DomainEvent::LogsAppended(_)
                 | DomainEvent::DatasetRegistered(_)
                 | DomainEvent::ModelRegistered(_)
-                | DomainEvent::PredictionRecorded(_) => {}
+                | DomainEvent::PredictionRecorded(_)
+                | DomainEvent::ThumbSet(_)
+                | DomainEvent::Evaluated(_)
+                | DomainEvent::Rated(_) => {}
             }
         }
         Ok(())

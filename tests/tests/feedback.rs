@@ -1,0 +1,283 @@
+//! Feedback on predictions end to end: predictions made through the
+//! OpenAI-compatible API, then thumbs (changed, cleared, every change kept),
+//! evaluations with failure tags (aggregated as `judging.md` §8's vector T1
+//! says), multi-axis ratings by two raters (agreement as §10's worked
+//! example says), re-ratings, and project isolation.
+
+use crate::api::TestServer;
+use ftl_domain::project::Scope;
+use ftl_tests::Backend;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const R1: [i64; 10] = [1, 2, 3, 3, 4, 5, 5, 2, 4, 3];
+const R2: [i64; 10] = [1, 3, 3, 2, 4, 5, 4, 2, 4, 4];
+
+async fn trained_model(s: &TestServer, key: &str) -> String {
+    let rows: String = ["red", "blue", "teal", "plum"]
+        .iter()
+        .map(|w| {
+            json!({"messages": [{"role": "user", "content": format!("say {w}")},
+                                {"role": "assistant", "content": format!("{w} {w}")}]})
+            .to_string()
+                + "\n"
+        })
+        .collect::<String>()
+        .repeat(4);
+    let ds: Value = s
+        .http
+        .put(format!("{}/api/v1/datasets?name=chats.jsonl", s.base))
+        .bearer_auth(key)
+        .body(rows)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let config = json!({
+        "model": {"name": "ftl/byte-transformer-tiny", "torch_dtype": "float32"},
+        "lora": {"enabled": false},
+        "training": {"optim": "adamw_torch", "bf16": false, "batch_size": 4, "max_steps": 10,
+                     "warmup_steps": 2, "learning_rate": 0.01, "max_length": 64},
+        "evaluation": {"eval_steps": 100}, "checkpoint": {"save_steps": 10}
+    });
+    let q = "mutation($c: JSON!, $d: ID!) { createTrainingJob(name: \"fb\", config: $c, datasetId: $d) { id } }";
+    let job =
+        s.ok(key, q, json!({"c": config, "d": ds["id"]})).await["createTrainingJob"]["id"].clone();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let d = s
+            .ok(
+                key,
+                "query($j: ID!) { models(jobId: $j) { id } }",
+                json!({"j": job}),
+            )
+            .await;
+        if let Some(id) = d["models"][0]["id"].as_str() {
+            return id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no model");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn predict(s: &TestServer, key: &str, model: &str, prompt: &str) -> String {
+    let r: Value = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(key)
+        .json(&json!({"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": 4, "temperature": 0}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = r["id"].as_str().unwrap_or_else(|| panic!("{r}"));
+    // chatcmpl-<uuid simple> → the prediction id.
+    uuid::Uuid::parse_str(id.trim_start_matches("chatcmpl-"))
+        .unwrap()
+        .to_string()
+}
+
+const RATE: &str = "mutation($p: ID!, $a: AxesInput!, $r: String) { ratePrediction(predictionId: $p, axes: $a, rater: $r) { id } }";
+const EVAL: &str = "mutation($p: ID!, $s: Boolean!, $t: [String!]!) { evaluatePrediction(predictionId: $p, success: $s, tags: $t, notes: \"n\") { id } }";
+const THUMB: &str = "mutation($p: ID!, $u: Boolean) { setThumb(predictionId: $p, up: $u) { judgments { kind payload } } }";
+
+async fn feedback_and_agreement(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| {
+        c.training.local_workers = 1;
+        c.training.heartbeat_ms = 100;
+        c.training.reconcile_ms = 50;
+    })
+    .await;
+    let key = s.key("raters", Scope::Write).await;
+    let other = s.key("elsewhere", Scope::Write).await;
+    let model = trained_model(&s, &key).await;
+    let mut preds = vec![];
+    for i in 0..12 {
+        preds.push(predict(&s, &key, &model, &format!("say red {i}")).await);
+    }
+
+    // Two raters on the overall axis: the spec's Cohen example.
+    for (i, p) in preds.iter().take(10).enumerate() {
+        s.ok(
+            &key,
+            RATE,
+            json!({"p": p, "a": {"overall": R1[i]}, "r": "ann"}),
+        )
+        .await;
+        s.ok(
+            &key,
+            RATE,
+            json!({"p": p, "a": {"overall": R2[i]}, "r": "bob"}),
+        )
+        .await;
+    }
+    let q = "query($m: ID) { agreement(axis: OVERALL, modelId: $m) { raters items cohenKappaQuadratic fleissKappa krippendorffAlpha calibration { exact withinOne spearman } } }";
+    let a = s.ok(&key, q, json!({"m": model})).await["agreement"].clone();
+    assert_eq!(a["raters"], json!(["ann", "bob"]));
+    assert_eq!(a["items"], 10);
+    let close = |v: &Value, x: f64| assert!((v.as_f64().unwrap() - x).abs() < 5e-7, "{v} vs {x}");
+    close(&a["cohenKappaQuadratic"], 0.863014);
+    close(&a["calibration"]["exact"], 0.6);
+    close(&a["calibration"]["withinOne"], 1.0);
+    close(&a["calibration"]["spearman"], 0.865064);
+
+    // A re-rating replaces the current value and keeps the earlier one.
+    s.ok(
+        &key,
+        RATE,
+        json!({"p": preds[0], "a": {"clarity": 2}, "r": "ann"}),
+    )
+    .await;
+    s.ok(
+        &key,
+        RATE,
+        json!({"p": preds[0], "a": {"clarity": 4, "overall": 1}, "r": "ann"}),
+    )
+    .await;
+    let sum = s
+        .ok(&key, "query($m: ID) { feedbackSummary(modelId: $m) { thumbsUp thumbsDown axes { axis n mean counts } failureTags { nEvaluations nFailed untaggedFailures tags { tag count pctOfFailed shareOfMentions } } } }", json!({"m": model}))
+        .await["feedbackSummary"]
+        .clone();
+    let clarity = sum["axes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["axis"] == "clarity")
+        .unwrap();
+    assert_eq!(
+        (clarity["n"].as_i64(), clarity["mean"].as_f64()),
+        (Some(1), Some(4.0))
+    );
+    let overall = sum["axes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["axis"] == "overall")
+        .unwrap();
+    assert_eq!(overall["n"], 20);
+    let mut expected_counts = [0i64; 5];
+    for v in R1.iter().chain(R2.iter()) {
+        expected_counts[(*v - 1) as usize] += 1;
+    }
+    assert_eq!(overall["counts"], json!(expected_counts));
+
+    // Evaluations: vector T1 over twelve predictions.
+    let t1: Vec<(bool, Vec<&str>)> = vec![
+        (false, vec!["hallucination"]),
+        (false, vec!["hallucination", "incorrect_info"]),
+        (false, vec!["incomplete"]),
+        (true, vec![]),
+        (false, vec!["off_topic"]),
+        (false, vec!["hallucination"]),
+        (true, vec![]),
+        (false, vec!["format_issues", "incomplete"]),
+        (false, vec!["wrong_tool"]),
+        (true, vec!["tone_issues"]),
+        (false, vec!["hallucination"]),
+        (false, vec!["incorrect_info"]),
+    ];
+    for (p, (ok, tags)) in preds.iter().zip(&t1) {
+        s.ok(&key, EVAL, json!({"p": p, "s": ok, "t": tags})).await;
+    }
+    let (_, bad) = s
+        .gql(
+            Some(&key),
+            EVAL,
+            json!({"p": preds[0], "s": false, "t": ["rude"]}),
+        )
+        .await;
+    assert_eq!(
+        bad["errors"][0]["extensions"]["code"], "INVALID_INPUT",
+        "{bad}"
+    );
+    assert!(
+        bad["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown_failure_tag")
+    );
+    let sum = s
+        .ok(&key, "query($m: ID) { feedbackSummary(modelId: $m) { failureTags { nEvaluations nFailed untaggedFailures tags { tag count pctOfFailed shareOfMentions } } } }", json!({"m": model}))
+        .await["feedbackSummary"]["failureTags"]
+        .clone();
+    assert_eq!(
+        (
+            sum["nEvaluations"].as_i64(),
+            sum["nFailed"].as_i64(),
+            sum["untaggedFailures"].as_i64()
+        ),
+        (Some(12), Some(9), Some(0))
+    );
+    let tag = |t: &str| {
+        sum["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["tag"] == t)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(tag("hallucination")["count"], 4);
+    close(&tag("hallucination")["pctOfFailed"], 44.444444);
+    close(&tag("hallucination")["shareOfMentions"], 36.363636);
+    assert_eq!(
+        tag("tone_issues")["count"],
+        0,
+        "tags on successes do not count"
+    );
+
+    // Thumbs: up, then down, then cleared — every change kept.
+    s.ok(&key, THUMB, json!({"p": preds[1], "u": true})).await;
+    s.ok(&key, THUMB, json!({"p": preds[1], "u": false})).await;
+    let sum = s
+        .ok(
+            &key,
+            "query { feedbackSummary { thumbsUp thumbsDown } }",
+            json!({}),
+        )
+        .await["feedbackSummary"]
+        .clone();
+    assert_eq!(
+        (sum["thumbsUp"].as_i64(), sum["thumbsDown"].as_i64()),
+        (Some(0), Some(1))
+    );
+    let cleared =
+        s.ok(&key, THUMB, json!({"p": preds[1], "u": null})).await["setThumb"]["judgments"].clone();
+    let thumbs: Vec<Value> = cleared
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["kind"] == "thumb")
+        .map(|j| j["payload"]["up"].clone())
+        .collect();
+    assert_eq!(thumbs, vec![json!(true), json!(false), Value::Null]);
+
+    // Another project sees none of it and cannot judge it.
+    let q = "mutation($p: ID!) { setThumb(predictionId: $p, up: true) { id } }";
+    assert_eq!(
+        s.code(Some(&other), q, json!({"p": preds[0]})).await,
+        "NOT_FOUND"
+    );
+    let theirs = s
+        .ok(
+            &other,
+            "query { feedbackSummary { thumbsUp thumbsDown axes { n } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(theirs["feedbackSummary"]["axes"][3]["n"], 0);
+    s.stop().await;
+}
+
+macro_rules! e2e {
+    ($($name:ident),*) => {
+        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Sqlite).await } )* }
+        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Postgres).await } )* }
+    };
+}
+
+e2e!(feedback_and_agreement);
