@@ -5,6 +5,7 @@
 //! `evolve(state, event)`, so it is tested in microseconds.
 
 pub mod agreement;
+pub mod comparison;
 pub mod decider;
 pub mod error;
 pub mod events;

@@ -7,6 +7,7 @@
 
 mod upcast;
 
+use crate::comparison::{ComparisonCreated, ResponseRecorded, Voted};
 use crate::experiment::*;
 use crate::feedback::{Evaluated, Rated, ThumbSet};
 use crate::job::logs::LogsAppended;
@@ -35,6 +36,9 @@ pub enum DomainEvent {
     ThumbSet(ThumbSet),
     Evaluated(Evaluated),
     Rated(Rated),
+    ComparisonCreated(ComparisonCreated),
+    ComparisonResponse(ResponseRecorded),
+    ComparisonVoted(Voted),
 }
 
 impl DomainEvent {
@@ -104,6 +108,9 @@ pub const SCHEMAS: &[(&str, u32)] = &[
     ("prediction.thumb_set", 1),
     ("prediction.evaluated", 1),
     ("prediction.rated", 1),
+    ("comparison.created", 1),
+    ("comparison.response_recorded", 1),
+    ("comparison.voted", 1),
     ("experiment.created", 1),
     ("experiment.renamed", 1),
     ("experiment.deleted", 1),
@@ -154,6 +161,9 @@ impl DomainEvent {
             Self::ThumbSet(_) => "prediction.thumb_set",
             Self::Evaluated(_) => "prediction.evaluated",
             Self::Rated(_) => "prediction.rated",
+            Self::ComparisonCreated(_) => "comparison.created",
+            Self::ComparisonResponse(_) => "comparison.response_recorded",
+            Self::ComparisonVoted(_) => "comparison.voted",
             Self::MetricsLogged(_) => "job.metrics_logged",
             Self::Experiment(ExperimentEvent::Created(_)) => "experiment.created",
             Self::Experiment(ExperimentEvent::Renamed(_)) => "experiment.renamed",
@@ -196,6 +206,9 @@ impl DomainEvent {
             Self::ThumbSet(e) => to_value(e),
             Self::Evaluated(e) => to_value(e),
             Self::Rated(e) => to_value(e),
+            Self::ComparisonCreated(e) => to_value(e),
+            Self::ComparisonResponse(e) => to_value(e),
+            Self::ComparisonVoted(e) => to_value(e),
             Self::MetricsLogged(e) => to_value(&MetricsLoggedV1::from(e)),
             Self::Experiment(ExperimentEvent::Created(e)) => to_value(e),
             Self::Experiment(ExperimentEvent::Renamed(e)) => to_value(e),
@@ -245,6 +258,11 @@ impl DomainEvent {
             "prediction.thumb_set" => Self::ThumbSet(de(payload).map_err(malformed)?),
             "prediction.evaluated" => Self::Evaluated(de(payload).map_err(malformed)?),
             "prediction.rated" => Self::Rated(de(payload).map_err(malformed)?),
+            "comparison.created" => Self::ComparisonCreated(de(payload).map_err(malformed)?),
+            "comparison.response_recorded" => {
+                Self::ComparisonResponse(de(payload).map_err(malformed)?)
+            }
+            "comparison.voted" => Self::ComparisonVoted(de(payload).map_err(malformed)?),
             "project.created" => Self::ProjectCreated(de(payload).map_err(malformed)?),
             "api_key.created" => Self::ApiKeyCreated(de(payload).map_err(malformed)?),
             "api_key.revoked" => Self::ApiKeyRevoked(de(payload).map_err(malformed)?),

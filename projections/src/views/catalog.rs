@@ -171,6 +171,9 @@ impl Projection for CatalogProjection {
                 | DomainEvent::ThumbSet(_)
                 | DomainEvent::Evaluated(_)
                 | DomainEvent::Rated(_)
+                | DomainEvent::ComparisonCreated(_)
+                | DomainEvent::ComparisonResponse(_)
+                | DomainEvent::ComparisonVoted(_)
                 | DomainEvent::Experiment(_) => {}
                 DomainEvent::Job(JobEvent::Managed(m)) => {
                     if let Some(to) = m.status_change() {

@@ -97,7 +97,10 @@ impl Projection for TrackingProjection {
                 | DomainEvent::PredictionRecorded(_)
                 | DomainEvent::ThumbSet(_)
                 | DomainEvent::Evaluated(_)
-                | DomainEvent::Rated(_) => {}
+                | DomainEvent::Rated(_)
+                | DomainEvent::ComparisonCreated(_)
+                | DomainEvent::ComparisonResponse(_)
+                | DomainEvent::ComparisonVoted(_) => {}
             }
         }
         Ok(())
