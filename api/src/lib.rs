@@ -9,6 +9,7 @@ pub mod graphql;
 pub mod mlflow;
 pub mod objects;
 pub mod openai;
+pub mod predictions;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -6,16 +6,15 @@
 //! counts from the model's own tokenizer.
 
 use crate::auth::{self, Caller};
+use crate::predictions::Recorder;
 use crate::state::AppState;
 use crate::training::models::{self, Prompt};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use ftl_commands::store::{ExpectedVersion, NewEvent};
-use ftl_domain::ids::derive_event_id;
-use ftl_domain::prediction::{ChatMessage, PredictionRecorded};
+use ftl_domain::PredictionId;
+use ftl_domain::prediction::ChatMessage;
 use ftl_domain::project::Scope;
-use ftl_domain::{DomainEvent, PredictionId};
 use ftl_trainer::GenerateParams;
 use ftl_trainer::tokenizer::Role;
 use serde::Deserialize;
@@ -360,6 +359,7 @@ async fn chat_completions(
         params: asked.params,
         started,
         started_ms,
+        source: "openai_api",
     };
     if !asked.stream {
         let (row, out, ttft) = job.await.map_err(OpenAiError::internal)?;
@@ -475,67 +475,4 @@ fn async_stream_chunks(
     })
     .flatten();
     head.chain(pieces).chain(tail).map(Ok)
-}
-
-/// Records the exchange as a prediction (after the response is produced).
-struct Recorder {
-    st: AppState,
-    caller: Caller,
-    prediction: PredictionId,
-    messages: Vec<ChatMessage>,
-    params: GenerateParams,
-    started: Instant,
-    started_ms: i64,
-}
-
-impl Recorder {
-    async fn record(
-        self,
-        row: &ftl_projections::views::training::ModelRow,
-        response: &str,
-        finish: &str,
-        ttft_ms: Option<f64>,
-        prompt_tokens: usize,
-        completion_tokens: usize,
-    ) {
-        let event = DomainEvent::PredictionRecorded(PredictionRecorded {
-            prediction_id: self.prediction,
-            project_id: self.caller.project_id,
-            model_id: row.model_id,
-            model_name: row.name.clone(),
-            messages: self.messages,
-            response: response.to_string(),
-            finish_reason: finish.to_string(),
-            params: serde_json::to_value(&self.params).unwrap_or_default(),
-            latency_ms: self.started.elapsed().as_secs_f64() * 1000.0,
-            ttft_ms,
-            prompt_tokens: prompt_tokens as u64,
-            completion_tokens: completion_tokens as u64,
-            source: "openai_api".into(),
-            started_ms: self.started_ms,
-        });
-        let mut meta = self.caller.metadata();
-        meta.command_id = Some(self.prediction.0);
-        let new = NewEvent::from_domain(derive_event_id(self.prediction.0, 0), &event, meta);
-        match self
-            .st
-            .store
-            .append(
-                &self.prediction.stream(),
-                ExpectedVersion::NoStream,
-                vec![new],
-            )
-            .await
-        {
-            Ok(a) => {
-                self.st
-                    .projections
-                    .wait_for(a.last_position, self.st.ryw_timeout())
-                    .await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, prediction = %self.prediction.0, "recording a prediction")
-            }
-        }
-    }
 }

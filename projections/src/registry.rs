@@ -54,6 +54,7 @@ impl Projections {
             Arc::new(views::tracking::TrackingProjection),
             Arc::new(views::training::TrainingProjection),
             Arc::new(views::predictions::PredictionsProjection),
+            Arc::new(views::comparisons::ComparisonsProjection),
         ];
         let progress = list
             .iter()

@@ -4,5 +4,6 @@
 
 mod api;
 mod feedback;
+mod lab;
 mod store_contract;
 mod training;

@@ -1,5 +1,6 @@
 //! The GraphQL API. Every field is resolved for the caller's project only.
 
+mod comparisons;
 mod errors;
 mod mutation;
 mod predictions;
@@ -22,6 +23,7 @@ pub struct Query(
     training::TrainingQuery,
     predictions::PredictionsQuery,
     predictions::FeedbackQuery,
+    comparisons::ComparisonQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -29,6 +31,7 @@ pub struct Mutation(
     mutation::Mutation,
     training::TrainingMutation,
     predictions::FeedbackMutation,
+    comparisons::ComparisonMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -2,6 +2,7 @@
 //! into them, and answers the queries the API needs.
 
 pub mod catalog;
+pub mod comparisons;
 pub mod metrics;
 pub mod predictions;
 pub mod tracking;

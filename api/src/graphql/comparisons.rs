@@ -1,0 +1,579 @@
+//! The comparison lab over GraphQL: sessions of 2–4 models × prompts,
+//! answers generated in parallel and shown blind in a per-prompt random
+//! order, votes, and preference exports (TRL, OpenAI DPO) that become
+//! datasets a DPO job trains on.
+
+use super::errors::{Code, domain_error, gql_error, internal};
+use super::query::parse_id;
+use super::training::Dataset;
+use super::{caller, state};
+use crate::predictions::Recorder;
+use crate::state::AppState;
+use crate::training::models::{self, Prompt};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent};
+use ftl_domain::comparison::{
+    self as cmp, ComparisonCreated, Preference, ResponseRecorded, Shown, Voted,
+};
+use ftl_domain::ids::derive_event_id;
+use ftl_domain::prediction::ChatMessage;
+use ftl_domain::project::Scope;
+use ftl_domain::{DomainEvent, PredictionId};
+use ftl_projections::views::comparisons as view;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use uuid::Uuid;
+
+fn stream(id: Uuid) -> String {
+    format!("comparison-{id}")
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct LabMessage {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct LabModel {
+    pub id: ID,
+    pub name: String,
+}
+
+/// One answer in its blind display position.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct LabResponse {
+    pub position: i32,
+    pub content: String,
+    pub prediction_id: ID,
+    /// Revealed once the rater has voted on this prompt.
+    pub model: Option<LabModel>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "ftl_domain::comparison::Preference")]
+pub enum LabPreference {
+    Preferred,
+    Rejected,
+    Neutral,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct LabVote {
+    pub rater: String,
+    /// Per display position.
+    pub preferences: Vec<LabPreference>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct LabPrompt {
+    pub index: i32,
+    pub context: Vec<LabMessage>,
+    pub responses: Vec<LabResponse>,
+    pub votes: Vec<LabVote>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Comparison {
+    pub id: ID,
+    pub name: String,
+    pub prompts: Vec<LabPrompt>,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum PreferenceFormat {
+    /// TRL explicit-prompt conversational preference rows, with metadata.
+    Trl,
+    /// OpenAI DPO rows; metadata in the sidecar.
+    OpenaiDpo,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PreferenceExport {
+    pub rows: i32,
+    /// Pairs dropped because raters voted them both ways.
+    pub contradictions_dropped: i32,
+    /// The file (JSONL, `\n` after every line).
+    pub jsonl: String,
+    /// OpenAI DPO: the sidecar `.meta.jsonl`, same line order.
+    pub metadata_jsonl: Option<String>,
+    /// The export registered as a dataset (when `datasetName` was given).
+    pub dataset: Option<Dataset>,
+}
+
+/// The session as a rater sees it: answers in blind order, models revealed
+/// on the prompts this rater voted on.
+async fn read(
+    st: &AppState,
+    project: Uuid,
+    id: Uuid,
+    rater: &str,
+) -> async_graphql::Result<Comparison> {
+    let c = view::comparison(&st.db, project, id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| gql_error(Code::NotFound, "comparison not found"))?;
+    let responses = view::responses(&st.db, id).await.map_err(internal)?;
+    let votes = view::votes(&st.db, id).await.map_err(internal)?;
+    let mut prompts = Vec::with_capacity(c.prompts.len());
+    for (i, context) in c.prompts.iter().enumerate() {
+        let order = cmp::column_order(id, i as u32, c.model_ids.len());
+        let voted = votes
+            .iter()
+            .any(|v| v.prompt_index == i as i64 && v.rater == rater);
+        let shown: Vec<LabResponse> = order
+            .iter()
+            .enumerate()
+            .filter_map(|(position, m)| {
+                let model = c.model_ids.get(*m)?;
+                let r = responses
+                    .iter()
+                    .find(|r| r.prompt_index == i as i64 && r.model_id == *model)?;
+                Some(LabResponse {
+                    position: position as i32,
+                    content: r.content.clone(),
+                    prediction_id: ID(r.prediction_id.to_string()),
+                    model: voted.then(|| LabModel {
+                        id: ID(model.to_string()),
+                        name: r.model_name.clone(),
+                    }),
+                })
+            })
+            .collect();
+        let prompt_votes = votes
+            .iter()
+            .filter(|v| v.prompt_index == i as i64)
+            .map(|v| LabVote {
+                rater: v.rater.clone(),
+                preferences: order
+                    .iter()
+                    .map(|m| {
+                        c.model_ids
+                            .get(*m)
+                            .and_then(|model| v.preferences.get(model))
+                            .copied()
+                            .unwrap_or(Preference::Neutral)
+                            .into()
+                    })
+                    .collect(),
+            })
+            .collect();
+        prompts.push(LabPrompt {
+            index: i as i32,
+            context: context
+                .iter()
+                .map(|m| LabMessage {
+                    role: m.role.clone(),
+                    content: m.content.clone(),
+                })
+                .collect(),
+            responses: shown,
+            votes: prompt_votes,
+        });
+    }
+    Ok(Comparison {
+        id: ID(id.to_string()),
+        name: c.name,
+        prompts,
+    })
+}
+
+fn rater_of(c: &crate::auth::Caller, rater: Option<String>) -> async_graphql::Result<String> {
+    let r = rater.unwrap_or_else(|| format!("key:{}", c.key_id));
+    ftl_domain::feedback::validate_rater(&r).map_err(domain_error)?;
+    Ok(r)
+}
+
+async fn append(
+    st: &AppState,
+    id: Uuid,
+    expected: ExpectedVersion,
+    events: Vec<DomainEvent>,
+    meta: &Metadata,
+    command: Uuid,
+) -> async_graphql::Result<()> {
+    let mut meta = meta.clone();
+    meta.command_id = Some(command);
+    let new: Vec<NewEvent> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| NewEvent::from_domain(derive_event_id(command, i), e, meta.clone()))
+        .collect();
+    let a = st
+        .store
+        .append(&stream(id), expected, new)
+        .await
+        .map_err(internal)?;
+    st.projections
+        .wait_for(a.last_position, st.ryw_timeout())
+        .await;
+    Ok(())
+}
+
+#[derive(Default)]
+pub struct ComparisonQuery;
+
+#[Object]
+impl ComparisonQuery {
+    /// A session, blind for `rater` (default: the API key) until it votes.
+    async fn comparison(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        rater: Option<String>,
+    ) -> async_graphql::Result<Comparison> {
+        let c = caller(ctx, Scope::Read)?;
+        let st = state(ctx)?;
+        let id = parse_id(&id, "id")?;
+        let rater = rater_of(c, rater)?;
+        read(st, c.project_id.0, id, &rater).await
+    }
+}
+
+#[derive(Default)]
+pub struct ComparisonMutation;
+
+#[Object]
+impl ComparisonMutation {
+    /// A session: every model answers every prompt (a user message each),
+    /// in parallel; each answer is also recorded as a prediction.
+    async fn create_comparison(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        model_ids: Vec<ID>,
+        prompts: Vec<String>,
+        #[graphql(default = 128)] max_tokens: i32,
+    ) -> async_graphql::Result<Comparison> {
+        let c = caller(ctx, Scope::Write)?;
+        let st = state(ctx)?;
+        if !(1..=2048).contains(&max_tokens) {
+            return Err(gql_error(
+                Code::LimitExceeded,
+                "maxTokens must be between 1 and 2048",
+            ));
+        }
+        if prompts.iter().any(|p| p.is_empty() || p.len() > 32 * 1024) {
+            return Err(gql_error(
+                Code::InvalidInput,
+                "each prompt is 1 to 32768 bytes",
+            ));
+        }
+        let ids = model_ids
+            .iter()
+            .map(|m| parse_id(m, "modelIds"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = Uuid::new_v4();
+        let created = ComparisonCreated {
+            comparison_id: id,
+            project_id: c.project_id,
+            name,
+            model_ids: ids.clone(),
+            prompts: prompts
+                .iter()
+                .map(|p| {
+                    vec![ChatMessage {
+                        role: "user".into(),
+                        content: p.clone(),
+                    }]
+                })
+                .collect(),
+        };
+        created.validate().map_err(domain_error)?;
+        let mut loaded = Vec::with_capacity(ids.len());
+        for m in &ids {
+            let l = models::load(st, c.project_id, *m)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| gql_error(Code::NotFound, format!("model {m} not found")))?;
+            loaded.push(Arc::new(l));
+        }
+        let params = ftl_trainer::GenerateParams {
+            max_tokens: max_tokens as usize,
+            ..Default::default()
+        };
+        // Every (prompt, model) answer on the blocking pool, all at once.
+        let mut tasks = vec![];
+        for (pi, prompt) in prompts.iter().enumerate() {
+            for (mi, model) in loaded.iter().enumerate() {
+                let model = model.clone();
+                let tokens =
+                    Prompt::Chat(vec![(ftl_trainer::tokenizer::Role::User, prompt.clone())])
+                        .tokens();
+                let params = params.clone();
+                tasks.push(async move {
+                    let started = Instant::now();
+                    let started_ms = chrono::Utc::now().timestamp_millis();
+                    let out = tokio::task::spawn_blocking(move || {
+                        let mut first = None;
+                        let g = model.generate(&tokens, &params, |piece| {
+                            if !piece.is_empty() {
+                                first.get_or_insert_with(|| {
+                                    started.elapsed().as_secs_f64() * 1000.0
+                                });
+                            }
+                        });
+                        (g, first)
+                    })
+                    .await;
+                    (pi, mi, started, started_ms, out)
+                });
+            }
+        }
+        let done = futures::future::join_all(tasks).await;
+        let meta = c.metadata();
+        append(
+            st,
+            id,
+            ExpectedVersion::NoStream,
+            vec![DomainEvent::ComparisonCreated(created)],
+            &meta,
+            Uuid::new_v4(),
+        )
+        .await?;
+        let mut recorded = vec![];
+        for (pi, mi, started, started_ms, out) in done {
+            let (g, ttft) = out.map_err(internal)?;
+            let g = g.map_err(internal)?;
+            let prediction = PredictionId(Uuid::new_v4());
+            let row = &loaded[mi].row;
+            Recorder {
+                st: st.clone(),
+                caller: c.clone(),
+                prediction,
+                messages: vec![ChatMessage {
+                    role: "user".into(),
+                    content: prompts[pi].clone(),
+                }],
+                params: params.clone(),
+                started,
+                started_ms,
+                source: "comparison",
+            }
+            .record(
+                row,
+                &g.text,
+                match g.finish_reason {
+                    ftl_trainer::FinishReason::Stop => "stop",
+                    ftl_trainer::FinishReason::Length => "length",
+                },
+                ttft,
+                g.prompt_tokens,
+                g.completion_tokens,
+            )
+            .await;
+            recorded.push(DomainEvent::ComparisonResponse(ResponseRecorded {
+                comparison_id: id,
+                prompt_index: pi as u32,
+                model_id: ids[mi],
+                model_name: row.name.clone(),
+                prediction_id: prediction.0,
+                content: g.text,
+            }));
+        }
+        append(
+            st,
+            id,
+            ExpectedVersion::StreamExists,
+            recorded,
+            &meta,
+            Uuid::new_v4(),
+        )
+        .await?;
+        read(st, c.project_id.0, id, &rater_of(c, None)?).await
+    }
+
+    /// A vote on one prompt, by display position: `preferred` (null: a tie,
+    /// everything neutral), the positions in `neutral` neutral, all others
+    /// rejected. Voting again replaces this rater's vote; the models of the
+    /// prompt are revealed to the rater in the answer.
+    async fn vote_comparison(
+        &self,
+        ctx: &Context<'_>,
+        comparison_id: ID,
+        prompt_index: i32,
+        preferred: Option<i32>,
+        #[graphql(default)] neutral: Vec<i32>,
+        rater: Option<String>,
+    ) -> async_graphql::Result<Comparison> {
+        let c = caller(ctx, Scope::Write)?;
+        let st = state(ctx)?;
+        let id = parse_id(&comparison_id, "comparisonId")?;
+        let rater = rater_of(c, rater)?;
+        let session = view::comparison(&st.db, c.project_id.0, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| gql_error(Code::NotFound, "comparison not found"))?;
+        let index = u32::try_from(prompt_index)
+            .map_err(|_| gql_error(Code::InvalidInput, "promptIndex must not be negative"))?;
+        let n = session.model_ids.len();
+        let order = cmp::column_order(id, index, n);
+        let in_range = |p: i32| (0..n as i32).contains(&p);
+        if preferred.is_some_and(|p| !in_range(p)) || neutral.iter().any(|p| !in_range(*p)) {
+            return Err(gql_error(
+                Code::InvalidInput,
+                format!("positions are 0 to {}", n - 1),
+            ));
+        }
+        let preferences: BTreeMap<Uuid, Preference> = order
+            .iter()
+            .enumerate()
+            .map(|(position, m)| {
+                let p = position as i32;
+                let pref = match preferred {
+                    None => Preference::Neutral,
+                    Some(x) if x == p => Preference::Preferred,
+                    Some(_) if neutral.contains(&p) => Preference::Neutral,
+                    Some(_) => Preference::Rejected,
+                };
+                (session.model_ids[*m], pref)
+            })
+            .collect();
+        let vote = Voted {
+            comparison_id: id,
+            prompt_index: index,
+            rater: rater.clone(),
+            preferences,
+        };
+        vote.validate(&session.model_ids, session.prompts.len())
+            .map_err(domain_error)?;
+        append(
+            st,
+            id,
+            ExpectedVersion::StreamExists,
+            vec![DomainEvent::ComparisonVoted(vote)],
+            &c.metadata(),
+            Uuid::new_v4(),
+        )
+        .await?;
+        read(st, c.project_id.0, id, &rater).await
+    }
+
+    /// Preference data from the votes of the given sessions (`formats.md`
+    /// §4): one row per (preferred, rejected) pair, in display order, each
+    /// carrying its comparison id; pairs voted both ways by different raters
+    /// are dropped. With `datasetName` the file is registered as a dataset,
+    /// ready for a DPO job.
+    async fn export_preferences(
+        &self,
+        ctx: &Context<'_>,
+        comparison_ids: Vec<ID>,
+        format: PreferenceFormat,
+        #[graphql(default = false)] neutral_as_rejected: bool,
+        dataset_name: Option<String>,
+    ) -> async_graphql::Result<PreferenceExport> {
+        let c = caller(ctx, Scope::Write)?;
+        let st = state(ctx)?;
+        if comparison_ids.is_empty() || comparison_ids.len() > 100 {
+            return Err(gql_error(
+                Code::LimitExceeded,
+                "1 to 100 comparisons per export",
+            ));
+        }
+        let mut pairs = vec![];
+        for cid in &comparison_ids {
+            let id = parse_id(cid, "comparisonIds")?;
+            let session = view::comparison(&st.db, c.project_id.0, id)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| gql_error(Code::NotFound, "comparison not found"))?;
+            let responses = view::responses(&st.db, id).await.map_err(internal)?;
+            for v in view::votes(&st.db, id).await.map_err(internal)? {
+                let i = v.prompt_index as usize;
+                let order = cmp::column_order(id, i as u32, session.model_ids.len());
+                let shown: Vec<Shown> = order
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(position, m)| {
+                        let model = session.model_ids.get(*m)?;
+                        let r = responses
+                            .iter()
+                            .find(|r| r.prompt_index == i as i64 && r.model_id == *model)?;
+                        Some(Shown {
+                            model: r.model_name.clone(),
+                            response_id: r.prediction_id.to_string(),
+                            content: r.content.clone(),
+                            position,
+                            preference: v
+                                .preferences
+                                .get(model)
+                                .copied()
+                                .unwrap_or(Preference::Neutral),
+                        })
+                    })
+                    .collect();
+                let context = session.prompts.get(i).cloned().unwrap_or_default();
+                pairs.extend(cmp::pairs(
+                    &format!("{id}:{i}"),
+                    &context,
+                    &shown,
+                    &v.rater,
+                    neutral_as_rejected,
+                ));
+            }
+        }
+        // Contradictions: the same pair both ways (by different raters).
+        let key = |p: &cmp::Pair| {
+            (
+                p.comparison_id.clone(),
+                p.chosen.response_id.clone(),
+                p.rejected.response_id.clone(),
+            )
+        };
+        let all: Vec<_> = pairs.iter().map(key).collect();
+        let before = pairs.len();
+        pairs.retain(|p| {
+            let (c, a, b) = key(p);
+            !all.contains(&(c, b, a))
+        });
+        let dropped = before - pairs.len();
+        let (jsonl, metadata_jsonl) = match format {
+            PreferenceFormat::Trl => (
+                pairs
+                    .iter()
+                    .map(|p| format!("{}\n", p.trl()))
+                    .collect::<String>(),
+                None,
+            ),
+            PreferenceFormat::OpenaiDpo => {
+                let (rows, meta): (Vec<_>, Vec<_>) = pairs.iter().map(|p| p.openai_dpo()).unzip();
+                (
+                    rows.iter().map(|r| format!("{r}\n")).collect(),
+                    Some(meta.iter().map(|m| format!("{m}\n")).collect()),
+                )
+            }
+        };
+        let dataset = match dataset_name {
+            Some(name) if !pairs.is_empty() => {
+                if !crate::training::storage::valid_name(&name) || !name.ends_with(".jsonl") {
+                    return Err(gql_error(
+                        Code::InvalidInput,
+                        "datasetName is one path segment ending in .jsonl",
+                    ));
+                }
+                let r = crate::training::datasets::register(
+                    st,
+                    c,
+                    &name,
+                    crate::training::datasets::Source::Upload,
+                    jsonl.clone().into(),
+                )
+                .await
+                .map_err(|e| gql_error(Code::Internal, e.to_string()))?;
+                ftl_projections::views::training::dataset(&st.db, c.project_id.0, r.id)
+                    .await
+                    .map_err(internal)?
+                    .map(Dataset::from)
+            }
+            _ => None,
+        };
+        Ok(PreferenceExport {
+            rows: pairs.len() as i32,
+            contradictions_dropped: dropped as i32,
+            jsonl,
+            metadata_jsonl,
+            dataset,
+        })
+    }
+}

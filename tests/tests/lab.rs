@@ -1,0 +1,215 @@
+//! The comparison lab closes the loop: two models trained here answer the
+//! same prompts, raters vote blind, contradicting votes drop out, the votes
+//! export as TRL and OpenAI DPO preference data, and a DPO job trains on the
+//! exported dataset.
+
+use crate::api::TestServer;
+use ftl_domain::project::Scope;
+use ftl_tests::Backend;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const WORDS: [&str; 6] = ["red", "blue", "teal", "plum", "gold", "gray"];
+
+async fn train(
+    s: &TestServer,
+    key: &str,
+    dataset: &Value,
+    method: &str,
+    model: &str,
+    steps: u64,
+) -> (String, Value) {
+    let mut config = json!({
+        "model": {"name": model, "torch_dtype": "float32"},
+        "lora": {"enabled": false},
+        "training": {"method": method, "optim": "adamw_torch", "bf16": false, "batch_size": 4,
+                     "max_steps": steps, "warmup_steps": 1, "learning_rate": 0.01, "max_length": 64},
+        "evaluation": {"eval_steps": 1000}, "checkpoint": {"save_steps": 1000}
+    });
+    if method == "dpo" {
+        config["data"] = json!({"eval_split": 0.0});
+        config["evaluation"] = json!({"strategy": "no"});
+        config["checkpoint"]["metric_for_best_model"] = json!("train_loss");
+    }
+    let q = "mutation($c: JSON!, $d: ID!) { createTrainingJob(name: \"lab\", config: $c, datasetId: $d) { id } }";
+    let (_, body) = s
+        .gql(Some(key), q, json!({"c": config, "d": dataset["id"]}))
+        .await;
+    let job = body["data"]["createTrainingJob"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let d = s
+            .ok(
+                key,
+                "query($j: ID!) { job(id: $j) { status error } models(jobId: $j) { id } }",
+                json!({"j": job}),
+            )
+            .await;
+        assert_ne!(d["job"]["status"], "FAILED", "{d}");
+        if d["job"]["status"] == "SUCCEEDED" {
+            return (job, d["models"][0]["id"].clone());
+        }
+        assert!(Instant::now() < deadline, "{d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const VOTE: &str = "mutation($c: ID!, $i: Int!, $p: Int, $r: String) { voteComparison(comparisonId: $c, promptIndex: $i, preferred: $p, rater: $r) { id } }";
+const VIEW: &str = "query($c: ID!, $r: String) { comparison(id: $c, rater: $r) { name prompts { index context { content } responses { position content predictionId model { id name } } votes { rater preferences } } } }";
+const EXPORT: &str = "mutation($c: [ID!]!, $f: PreferenceFormat!, $d: String) { exportPreferences(comparisonIds: $c, format: $f, datasetName: $d) { rows contradictionsDropped jsonl metadataJsonl dataset { id kind examples } } }";
+
+async fn comparison_lab_to_dpo(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| {
+        c.training.local_workers = 1;
+        c.training.heartbeat_ms = 100;
+        c.training.reconcile_ms = 50;
+    })
+    .await;
+    let key = s.key("lab", Scope::Write).await;
+    let rows: String = WORDS
+        .iter()
+        .map(|w| {
+            json!({"messages": [{"role": "user", "content": format!("say {w}")},
+                                {"role": "assistant", "content": format!("{w} {w}")}]})
+            .to_string()
+                + "\n"
+        })
+        .collect::<String>()
+        .repeat(3);
+    let chats: Value = s
+        .http
+        .put(format!("{}/api/v1/datasets?name=chats.jsonl", s.base))
+        .bearer_auth(&key)
+        .body(rows)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (_, a) = train(&s, &key, &chats, "sft", "ftl/byte-transformer-tiny", 12).await;
+    let (_, b) = train(&s, &key, &chats, "sft", "ftl/byte-transformer-tiny", 4).await;
+
+    let prompts: Vec<String> = WORDS.iter().map(|w| format!("say {w}")).collect();
+    let q = "mutation($m: [ID!]!, $p: [String!]!) { createComparison(name: \"a vs b\", modelIds: $m, prompts: $p, maxTokens: 8) { id prompts { responses { model { id } } } } }";
+    let created =
+        s.ok(&key, q, json!({"m": [a, b], "p": prompts})).await["createComparison"].clone();
+    let id = created["id"].as_str().unwrap().to_string();
+    // Blind: no model shown before voting.
+    for p in created["prompts"].as_array().unwrap() {
+        assert_eq!(p["responses"].as_array().unwrap().len(), 2);
+        assert!(
+            p["responses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["model"].is_null()),
+            "{p}"
+        );
+    }
+    // ann prefers position 0 on every prompt; bob contradicts her on prompt 0.
+    for i in 0..WORDS.len() {
+        s.ok(&key, VOTE, json!({"c": id, "i": i, "p": 0, "r": "ann"}))
+            .await;
+    }
+    s.ok(&key, VOTE, json!({"c": id, "i": 0, "p": 1, "r": "bob"}))
+        .await;
+    let ann = s.ok(&key, VIEW, json!({"c": id, "r": "ann"})).await["comparison"].clone();
+    let bob = s.ok(&key, VIEW, json!({"c": id, "r": "bob"})).await["comparison"].clone();
+    assert!(
+        ann["prompts"][3]["responses"][0]["model"]["id"].is_string(),
+        "revealed after voting"
+    );
+    assert!(
+        bob["prompts"][3]["responses"][0]["model"].is_null(),
+        "still blind for bob on prompt 3"
+    );
+    assert_eq!(ann["prompts"][0]["votes"].as_array().unwrap().len(), 2);
+    // The display order is fixed per prompt, the same for every rater.
+    assert_eq!(
+        ann["prompts"][2]["responses"][0]["predictionId"],
+        bob["prompts"][2]["responses"][0]["predictionId"]
+    );
+
+    let trl = s
+        .ok(
+            &key,
+            EXPORT,
+            json!({"c": [id], "f": "TRL", "d": "lab-prefs.jsonl"}),
+        )
+        .await["exportPreferences"]
+        .clone();
+    assert_eq!(trl["rows"], 5, "{trl}");
+    assert_eq!(trl["contradictionsDropped"], 2, "prompt 0 both ways");
+    let lines: Vec<Value> = trl["jsonl"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(trl["jsonl"].as_str().unwrap().ends_with('\n'));
+    let first = &lines[0];
+    assert_eq!(first["metadata"]["comparison_id"], format!("{id}:1"));
+    assert_eq!(first["prompt"][0]["content"], "say blue");
+    assert_eq!(
+        first["chosen"][0]["content"], ann["prompts"][1]["responses"][0]["content"],
+        "chosen is what ann preferred (position 0)"
+    );
+    assert_eq!(
+        first["rejected"][0]["content"],
+        ann["prompts"][1]["responses"][1]["content"]
+    );
+    assert_eq!(trl["dataset"]["kind"], "preference");
+    assert_eq!(trl["dataset"]["examples"], 5);
+
+    let dpo = s
+        .ok(&key, EXPORT, json!({"c": [id], "f": "OPENAI_DPO"}))
+        .await["exportPreferences"]
+        .clone();
+    let rows: Vec<Value> = dpo["jsonl"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let meta: Vec<Value> = dpo["metadataJsonl"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!((rows.len(), meta.len()), (5, 5));
+    assert!(
+        rows.iter()
+            .all(|r| r.get("metadata").is_none() && r["input"]["messages"].is_array())
+    );
+    assert_eq!(meta[0]["comparison_id"], format!("{id}:1"));
+
+    // Every lab answer is a prediction too.
+    let preds = s
+        .ok(
+            &key,
+            "query($m: ID) { predictions(filter: {modelId: $m}) { edges { node { source } } } }",
+            json!({"m": a}),
+        )
+        .await;
+    let edges = preds["predictions"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), WORDS.len());
+    assert!(edges.iter().all(|e| e["node"]["source"] == "comparison"));
+
+    // The loop closes: DPO from the lab's votes, starting from model A.
+    train(&s, &key, &trl["dataset"], "dpo", a.as_str().unwrap(), 3).await;
+    s.stop().await;
+}
+
+macro_rules! e2e {
+    ($($name:ident),*) => {
+        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Sqlite).await } )* }
+        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Postgres).await } )* }
+    };
+}
+
+e2e!(comparison_lab_to_dpo);
