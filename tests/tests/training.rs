@@ -89,7 +89,10 @@ async fn wait_for(
     loop {
         let j = job(s, key, id).await;
         if done(&j) {
-            return j;
+            // The job's fields come from several read models: let every one
+            // reach the log's head before the caller reads them together.
+            caught_up(s).await;
+            return job(s, key, id).await;
         }
         assert!(
             !matches!(j["status"].as_str(), Some("FAILED")),
@@ -100,6 +103,19 @@ async fn wait_for(
             "timed out waiting for {what}: {j}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until every projection has applied the whole log.
+pub(crate) async fn caught_up(s: &TestServer) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = s.state.projections.status().await.unwrap();
+        if status.iter().all(|p| p.lag() == 0) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "read models never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -602,7 +618,11 @@ async fn worker_leases_tokens_recovery_and_errors(backend: Backend) {
     );
 
     // The worker goes silent: its lease expires and the job recovers.
-    let recovering = wait_for(&s, &key, &job_id, 20, "recovery", status_is("RECOVERING")).await;
+    // (Status and training facts come from two read models: wait for both.)
+    let recovering = wait_for(&s, &key, &job_id, 20, "recovery", |j| {
+        j["status"] == "RECOVERING" && j["training"]["recoveryCount"] == 1
+    })
+    .await;
     assert_eq!(recovering["training"]["recoveryCount"], 1);
     let (status, lost) = post("/heartbeat", &token, json!({})).await;
     assert_eq!(status, 409, "{lost}");

@@ -34,6 +34,25 @@ pub struct ServerProcess {
     pub base: String,
 }
 
+/// A failed assertion must not leave the server running.
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A child process killed (SIGKILL) when dropped, so a failed test leaves
+/// nothing running.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl ServerProcess {
     /// Starts `finetune-lab serve` on an ephemeral port and waits for `/readyz`.
     pub async fn start(db_url: &str, http: &reqwest::Client) -> Self {

@@ -5,10 +5,10 @@
 //! resumes it from its last checkpoint. Its loss curve then equals the one
 //! `finetune-lab train` prints for the same job run straight through.
 
-use crate::process::{ServerProcess, command, run_cli};
+use crate::process::{KillOnDrop, ServerProcess, command, run_cli};
 use ftl_tests::Backend;
 use serde_json::{Value, json};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const STEPS: u64 = 120;
@@ -52,14 +52,16 @@ async fn start_server(db_url: &str, http: &reqwest::Client) -> ServerProcess {
     ServerProcess::start_with(db_url, http, tuned).await
 }
 
-fn start_worker(db_url: &str, base: &str, key: &str) -> Child {
-    command(db_url)
-        .args([
-            "worker", "--server", base, "--token", key, "--poll-s", "0.1",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
+fn start_worker(db_url: &str, base: &str, key: &str) -> KillOnDrop {
+    KillOnDrop(
+        command(db_url)
+            .args([
+                "worker", "--server", base, "--token", key, "--poll-s", "0.1",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 async fn gql(http: &reqwest::Client, base: &str, key: &str, q: &str, v: Value) -> Value {
@@ -91,7 +93,19 @@ async fn wait_job(
     loop {
         let j = gql(http, base, key, JOB, json!({"j": job})).await["job"].clone();
         if done(&j) {
-            return j;
+            // Every read model at the log's head (`/readyz` answers 200 only
+            // then: the tests run with `ready_max_lag = 0`), then read again.
+            while http
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .map(|r| r.status() != 200)
+                .unwrap_or(true)
+            {
+                assert!(Instant::now() < deadline, "read models never caught up");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            return gql(http, base, key, JOB, json!({"j": job})).await["job"].clone();
         }
         assert_ne!(j["status"], "FAILED", "{j}");
         assert!(
@@ -163,13 +177,12 @@ async fn worker_and_server_killed_mid_training(backend: Backend) {
         .to_string();
 
     // Train until two checkpoints exist, then kill -9 the worker, then the server.
-    let mut worker = start_worker(&db_url, &server.base, &key);
+    let worker = start_worker(&db_url, &server.base, &key);
     let before = wait_job(&http, &server.base, &key, &job, "checkpoints", |j| {
         j["training"]["lastCheckpointStep"].as_u64().unwrap_or(0) >= 20
     })
     .await;
-    worker.kill().unwrap();
-    worker.wait().unwrap();
+    drop(worker); // SIGKILL
     assert_eq!(before["status"], "RUNNING");
     server.kill9();
 
@@ -177,11 +190,12 @@ async fn worker_and_server_killed_mid_training(backend: Backend) {
     // a new worker finishes it from the last checkpoint.
     let server = start_server(&db_url, &http).await;
     let recovering = wait_job(&http, &server.base, &key, &job, "recovery", |j| {
-        j["status"] == "RECOVERING"
+        // Both read models: the catalog's status and the training facts.
+        j["status"] == "RECOVERING" && j["training"]["recoveryCount"] == 1
     })
     .await;
     assert_eq!(recovering["training"]["recoveryCount"], 1);
-    let mut worker = start_worker(&db_url, &server.base, &key);
+    let worker = start_worker(&db_url, &server.base, &key);
     let done = wait_job(&http, &server.base, &key, &job, "success", |j| {
         j["status"] == "SUCCEEDED"
     })
@@ -197,8 +211,7 @@ async fn worker_and_server_killed_mid_training(backend: Backend) {
         curve, straight,
         "killed, recovered and resumed, the loss curve equals the straight run's"
     );
-    worker.kill().unwrap();
-    worker.wait().unwrap();
+    drop(worker);
     server.terminate();
     let _ = std::fs::remove_dir_all(&dir);
 }
