@@ -28,6 +28,7 @@ const MAX_MESSAGES: usize = 256;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/models", web::get().to(list_models))
+        .route("/v1/models/{id}", web::get().to(get_model))
         .route("/v1/chat/completions", web::post().to(chat_completions));
 }
 
@@ -119,12 +120,38 @@ async fn list_models(
         .map_err(OpenAiError::internal)?;
     let data: Vec<Value> = rows
         .iter()
-        .map(|m| {
-            json!({"id": m.model_id.to_string(), "object": "model",
-                   "created": m.created_at.timestamp(), "owned_by": c.project_name})
-        })
+        .map(|m| model_json(m, &c.project_name))
         .collect();
     Ok(HttpResponse::Ok().json(json!({"object": "list", "data": data})))
+}
+
+fn model_json(m: &ftl_projections::views::training::ModelRow, owner: &str) -> Value {
+    json!({"id": m.model_id.to_string(), "object": "model",
+           "created": m.created_at.timestamp(), "owned_by": owner})
+}
+
+fn model_not_found(name: &str) -> OpenAiError {
+    OpenAiError {
+        status: StatusCode::NOT_FOUND,
+        kind: "invalid_request_error",
+        message: format!("The model `{name}` does not exist (GET /v1/models lists them)"),
+        param: Some("model"),
+        code: Some("model_not_found"),
+    }
+}
+
+async fn get_model(
+    st: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, OpenAiError> {
+    let c = caller(&st, &req, Scope::Read).await?;
+    let id = Uuid::parse_str(&path).map_err(|_| model_not_found(&path))?;
+    let m = ftl_projections::views::training::model(&st.db, c.project_id.0, id)
+        .await
+        .map_err(OpenAiError::internal)?
+        .ok_or_else(|| model_not_found(&path))?;
+    Ok(HttpResponse::Ok().json(model_json(&m, &c.project_name)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,16 +245,7 @@ struct Asked {
 }
 
 fn check(request: ChatRequest) -> Result<Asked, OpenAiError> {
-    let model = Uuid::parse_str(&request.model).map_err(|_| OpenAiError {
-        status: StatusCode::NOT_FOUND,
-        kind: "invalid_request_error",
-        message: format!(
-            "The model `{}` does not exist (GET /v1/models lists them)",
-            request.model
-        ),
-        param: Some("model"),
-        code: Some("model_not_found"),
-    })?;
+    let model = Uuid::parse_str(&request.model).map_err(|_| model_not_found(&request.model))?;
     if request.messages.is_empty() || request.messages.len() > MAX_MESSAGES {
         return Err(OpenAiError::invalid(
             format!("messages must hold 1 to {MAX_MESSAGES} messages"),
@@ -324,16 +342,7 @@ async fn chat_completions(
     let loaded = models::load(&st, c.project_id, asked.model)
         .await
         .map_err(OpenAiError::internal)?
-        .ok_or_else(|| OpenAiError {
-            status: StatusCode::NOT_FOUND,
-            kind: "invalid_request_error",
-            message: format!(
-                "The model `{}` does not exist (GET /v1/models lists them)",
-                asked.model
-            ),
-            param: Some("model"),
-            code: Some("model_not_found"),
-        })?;
+        .ok_or_else(|| model_not_found(&asked.model.to_string()))?;
     let prediction = PredictionId(Uuid::new_v4());
     let id = format!("chatcmpl-{}", prediction.0.simple());
     let created = started_ms / 1000;
@@ -343,12 +352,19 @@ async fn chat_completions(
     let params = asked.params.clone();
     let job = tokio::task::spawn_blocking(move || {
         let mut first: Option<f64> = None;
-        let out = loaded.generate(&tokens, &params, |piece| {
-            if !piece.is_empty() {
-                first.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
-                let _ = tx.send(piece.to_string());
-            }
-        });
+        // A streaming client that goes away (its receiver dropped) stops
+        // the generation; a plain request's receiver lives until the end.
+        let out = loaded.generate_until(
+            &tokens,
+            &params,
+            || tx.is_closed(),
+            |piece| {
+                if !piece.is_empty() {
+                    first.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
+                    let _ = tx.send(piece.to_string());
+                }
+            },
+        );
         (loaded.row, out, first)
     });
     let record = Recorder {
@@ -364,7 +380,7 @@ async fn chat_completions(
     if !asked.stream {
         let (row, out, ttft) = job.await.map_err(OpenAiError::internal)?;
         let out = out.map_err(OpenAiError::internal)?;
-        let finish = finish_reason(out.finish_reason);
+        let finish = out.finish_reason.as_str();
         record
             .record(
                 &row,
@@ -394,13 +410,6 @@ async fn chat_completions(
         .streaming(stream))
 }
 
-fn finish_reason(f: ftl_trainer::FinishReason) -> &'static str {
-    match f {
-        ftl_trainer::FinishReason::Stop => "stop",
-        ftl_trainer::FinishReason::Length => "length",
-    }
-}
-
 fn usage(prompt: usize, completion: usize) -> Value {
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
 }
@@ -426,6 +435,33 @@ fn async_stream_chunks(
     include_usage: bool,
 ) -> impl futures::Stream<Item = Result<web::Bytes, actix_web::Error>> {
     use futures::StreamExt;
+    // The outcome is recorded by a task of its own: a client that goes away
+    // drops this stream, not the record (its exchange ends `cancelled`).
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let outcome = match job.await {
+            Ok((row, Ok(g), ttft)) => {
+                record
+                    .record(
+                        &row,
+                        &g.text,
+                        g.finish_reason.as_str(),
+                        ttft,
+                        g.prompt_tokens,
+                        g.completion_tokens,
+                    )
+                    .await;
+                Ok((
+                    g.finish_reason.as_str(),
+                    g.prompt_tokens,
+                    g.completion_tokens,
+                ))
+            }
+            Ok((_, Err(e), _)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let _ = done_tx.send(outcome);
+    });
     let head = futures::stream::once({
         let first = sse(&chunk(
             json!({"role": "assistant", "content": ""}),
@@ -441,30 +477,19 @@ fn async_stream_chunks(
     };
     let tail = futures::stream::once(async move {
         let mut out = Vec::new();
-        match job.await {
-            Ok((row, Ok(g), ttft)) => {
-                let finish = finish_reason(g.finish_reason);
-                record
-                    .record(
-                        &row,
-                        &g.text,
-                        finish,
-                        ttft,
-                        g.prompt_tokens,
-                        g.completion_tokens,
-                    )
-                    .await;
+        match done_rx.await {
+            Ok(Ok((finish, prompt, completion))) => {
                 out.push(sse(&chunk(json!({}), json!(finish))));
                 if include_usage {
                     // OpenAI's last chunk: no choices, the usage.
                     let mut last = chunk(json!({}), Value::Null);
                     last["choices"] = json!([]);
-                    last["usage"] = usage(g.prompt_tokens, g.completion_tokens);
+                    last["usage"] = usage(prompt, completion);
                     out.push(sse(&last));
                 }
             }
-            Ok((_, Err(e), _)) => out.push(sse(
-                &json!({"error": {"message": e.to_string(), "type": "server_error"}}),
+            Ok(Err(e)) => out.push(sse(
+                &json!({"error": {"message": e, "type": "server_error"}}),
             )),
             Err(e) => out.push(sse(
                 &json!({"error": {"message": e.to_string(), "type": "server_error"}}),

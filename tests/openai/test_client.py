@@ -23,6 +23,9 @@ class OpenAiClientTest(unittest.TestCase):
     def test_models_lists_the_trained_model(self):
         ids = [m.id for m in self.client.models.list()]
         self.assertIn(MODEL, ids)
+        self.assertEqual(self.client.models.retrieve(MODEL).id, MODEL)
+        with self.assertRaises(openai.NotFoundError):
+            self.client.models.retrieve("no-such-model")
 
     def test_chat_completion_answers_what_it_was_taught(self):
         r = self.client.chat.completions.create(

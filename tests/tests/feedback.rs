@@ -256,6 +256,45 @@ async fn feedback_and_agreement(backend: Backend) {
         .collect();
     assert_eq!(thumbs, vec![json!(true), json!(false), Value::Null]);
 
+    // A streaming client that goes away stops the generation; the exchange
+    // is still recorded, as cancelled.
+    let mut r = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.base))
+        .bearer_auth(&key)
+        .json(
+            &json!({"model": model, "messages": [{"role": "user", "content": "go on and on"}],
+                      "max_tokens": 4000, "temperature": 1.0, "stream": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let first = r.chunk().await.unwrap().unwrap();
+    assert!(std::str::from_utf8(&first).unwrap().starts_with("data: "));
+    drop(r);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let cancelled = loop {
+        let d = s
+            .ok(&key, "query { predictions(first: 50) { edges { node { finishReason completionTokens } } } }", json!({}))
+            .await;
+        let hit = d["predictions"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["node"]["finishReason"] == "cancelled")
+            .cloned();
+        if let Some(h) = hit {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no cancelled prediction: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        cancelled["node"]["completionTokens"].as_i64().unwrap() < 4000,
+        "{cancelled}"
+    );
+
     // Another project sees none of it and cannot judge it.
     let q = "mutation($p: ID!) { setThumb(predictionId: $p, up: true) { id } }";
     assert_eq!(

@@ -42,6 +42,19 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` reached.
     Length,
+    /// The caller stopped it (e.g. a streaming client went away).
+    Cancelled,
+}
+
+impl FinishReason {
+    /// The OpenAI-style name: `stop`, `length`, `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+            Self::Cancelled => "cancelled",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +95,18 @@ impl Generator {
         &self,
         prompt: &[u32],
         params: &GenerateParams,
+        on_token: impl FnMut(&str),
+    ) -> Result<Generation, TrainError> {
+        self.generate_until(prompt, params, || false, on_token)
+    }
+
+    /// [`Self::generate`], checking `cancelled` before each token: once it
+    /// says so, generation stops with what it has (`FinishReason::Cancelled`).
+    pub fn generate_until(
+        &self,
+        prompt: &[u32],
+        params: &GenerateParams,
+        cancelled: impl Fn() -> bool,
         mut on_token: impl FnMut(&str),
     ) -> Result<Generation, TrainError> {
         if !(params.temperature >= 0.0 && params.top_p > 0.0 && params.top_p <= 1.0) {
@@ -96,6 +121,10 @@ impl Generator {
         let longest_stop = params.stop.iter().map(String::len).max().unwrap_or(0);
         let mut finish = FinishReason::Length;
         while produced.len() < params.max_tokens {
+            if cancelled() {
+                finish = FinishReason::Cancelled;
+                break;
+            }
             let window = &tokens[tokens.len().saturating_sub(self.config.context)..];
             let input = Tensor::<2, Int>::from_data(
                 TensorData::new(

@@ -255,3 +255,30 @@ fn pretraining_on_raw_text_lowers_the_loss() {
     let after = t.evaluate().unwrap().unwrap().loss;
     assert!(after < before / 4.0, "eval loss {before} -> {after}");
 }
+
+#[test]
+fn generation_stops_when_cancelled() {
+    let config = crate::ModelConfig::default();
+    let device = burn::prelude::Device::flex();
+    let generator = Generator::new(config.init(&device), config, device);
+    let params = GenerateParams {
+        max_tokens: 50,
+        temperature: 1.0,
+        ..GenerateParams::default()
+    };
+    let prompt = crate::tokenizer::encode_text("hello");
+    let calls = std::cell::Cell::new(0);
+    let out = generator
+        .generate_until(
+            &prompt,
+            &params,
+            || {
+                calls.set(calls.get() + 1);
+                calls.get() > 3
+            },
+            |_| {},
+        )
+        .unwrap();
+    assert_eq!(out.finish_reason, crate::FinishReason::Cancelled);
+    assert!(out.completion_tokens <= 3, "{out:?}");
+}

@@ -354,10 +354,7 @@ impl ComparisonMutation {
             .record(
                 row,
                 &g.text,
-                match g.finish_reason {
-                    ftl_trainer::FinishReason::Stop => "stop",
-                    ftl_trainer::FinishReason::Length => "length",
-                },
+                g.finish_reason.as_str(),
                 ttft,
                 g.prompt_tokens,
                 g.completion_tokens,

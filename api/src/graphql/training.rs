@@ -675,11 +675,7 @@ impl TrainingQuery {
             text: out.text,
             prompt_tokens: out.prompt_tokens as i32,
             completion_tokens: out.completion_tokens as i32,
-            finish_reason: match out.finish_reason {
-                ftl_trainer::FinishReason::Stop => "stop",
-                ftl_trainer::FinishReason::Length => "length",
-            }
-            .into(),
+            finish_reason: out.finish_reason.as_str().into(),
         })
     }
 }

@@ -134,7 +134,19 @@ impl Loaded {
         params: &GenerateParams,
         on_piece: impl FnMut(&str),
     ) -> Result<Generation, ftl_trainer::TrainError> {
-        Generator::from_weights(self.arch, &self.weights)?.generate(tokens, params, on_piece)
+        self.generate_until(tokens, params, || false, on_piece)
+    }
+
+    /// [`Self::generate`], stopping once `cancelled` says so.
+    pub fn generate_until(
+        &self,
+        tokens: &[u32],
+        params: &GenerateParams,
+        cancelled: impl Fn() -> bool,
+        on_piece: impl FnMut(&str),
+    ) -> Result<Generation, ftl_trainer::TrainError> {
+        Generator::from_weights(self.arch, &self.weights)?
+            .generate_until(tokens, params, cancelled, on_piece)
     }
 }
 
