@@ -1021,7 +1021,10 @@ impl TrainingSubscription {
             .flatten())
     }
 
-    /// Budget alerts (50/80/100 % by default) of a job as they are crossed.
+    /// Budget alerts (50/80/100 % by default) of a job: those already
+    /// crossed, then each as it is crossed. Read back from the read model
+    /// (also after the change feed dropped events for a slow subscriber),
+    /// so none is missed or repeated.
     async fn budget_alerts(
         &self,
         ctx: &Context<'_>,
@@ -1030,21 +1033,46 @@ impl TrainingSubscription {
         let id = parse_id(&job_id, "jobId")?;
         owned_job(ctx, id, Scope::Read).await?;
         let st = state(ctx)?.clone();
-        Ok(
-            BroadcastStream::new(st.feed.subscribe()).filter_map(move |item| async move {
-                let d = item.ok()?;
-                match &d.event {
-                    DomainEvent::Job(ftl_domain::job::JobEvent::Managed(
-                        ftl_domain::job::ManagedEvent::BudgetThresholdCrossed(b),
-                    )) if b.job_id.0 == id => Some(BudgetAlert {
-                        percent: i64::from(b.percent),
-                        spent_usd: b.spent_usd,
-                        max_cost_usd: b.max_cost_usd,
-                        at: d.recorded_at,
-                    }),
-                    _ => None,
+        let last = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        let changes = BroadcastStream::new(st.feed.subscribe()).map(Some);
+        // One read at subscription, then one per relevant event (or lag).
+        Ok(futures::stream::once(async { None })
+            .chain(changes)
+            .filter_map(move |item| {
+                let st = st.clone();
+                let last = last.clone();
+                async move {
+                    let wait_for = match &item {
+                        None => None,
+                        Some(Err(_)) => None,
+                        Some(Ok(d)) => match &d.event {
+                            DomainEvent::Job(ftl_domain::job::JobEvent::Managed(
+                                ftl_domain::job::ManagedEvent::BudgetThresholdCrossed(b),
+                            )) if b.job_id.0 == id => Some(d.position),
+                            _ => return None,
+                        },
+                    };
+                    if let Some(position) = wait_for {
+                        st.projections.wait_for(position, st.ryw_timeout()).await;
+                    }
+                    let alerts = training::budget_alerts(&st.db, id).await.ok()?;
+                    let seen = last.load(std::sync::atomic::Ordering::SeqCst);
+                    let new: Vec<BudgetAlert> = alerts
+                        .into_iter()
+                        .filter(|a| a.position > seen)
+                        .map(|a| {
+                            last.fetch_max(a.position, std::sync::atomic::Ordering::SeqCst);
+                            BudgetAlert {
+                                percent: a.percent,
+                                spent_usd: a.spent_usd,
+                                max_cost_usd: a.max_cost_usd,
+                                at: a.at,
+                            }
+                        })
+                        .collect();
+                    Some(futures::stream::iter(new))
                 }
-            }),
-        )
+            })
+            .flatten())
     }
 }
