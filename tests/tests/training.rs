@@ -360,6 +360,16 @@ async fn managed_training_end_to_end(backend: Backend) {
         "{ticks} vs {spent_at_stop}"
     );
 
+    // The alert arrived over the subscription as it was crossed.
+    let alerts = drain(&mut alerts_ws, first_alert, Duration::from_millis(500)).await;
+    assert_eq!(
+        alerts
+            .first()
+            .map(|a| a["payload"]["data"]["budgetAlerts"]["percent"].clone()),
+        Some(json!(10)),
+        "{alerts:?}"
+    );
+
     // The same budget cannot resume it; a raised one (none) can.
     let (_, refused) = s.gql(Some(&key), RESUME, json!({"id": j_id})).await;
     assert!(
@@ -411,11 +421,6 @@ async fn managed_training_end_to_end(backend: Backend) {
     );
     let metrics = drain(&mut metrics_ws, first_metrics, Duration::from_millis(300)).await;
     assert!(metrics.len() >= 10, "{} metric batches", metrics.len());
-    let alerts = drain(&mut alerts_ws, first_alert, Duration::from_millis(300)).await;
-    assert_eq!(
-        alerts[0]["payload"]["data"]["budgetAlerts"]["percent"], 10,
-        "{alerts:?}"
-    );
 
     // Logs: filtered by level and text, paged by cursor.
     let q = "query($j: ID!, $s: String, $l: String, $a: String) { jobLogs(jobId: $j, search: $s, level: $l, after: $a, first: 3) { cursor level message } }";
