@@ -913,13 +913,6 @@ async fn training_config_validation(backend: Backend) {
     s.stop().await;
 }
 
-macro_rules! e2e {
-    ($($name:ident),*) => {
-        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Sqlite).await } )* }
-        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Postgres).await } )* }
-    };
-}
-
 e2e!(
     job_lifecycle_and_metrics,
     authentication_and_project_isolation,

@@ -312,11 +312,4 @@ async fn feedback_and_agreement(backend: Backend) {
     s.stop().await;
 }
 
-macro_rules! e2e {
-    ($($name:ident),*) => {
-        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Sqlite).await } )* }
-        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Postgres).await } )* }
-    };
-}
-
 e2e!(feedback_and_agreement);

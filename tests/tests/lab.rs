@@ -205,11 +205,4 @@ async fn comparison_lab_to_dpo(backend: Backend) {
     s.stop().await;
 }
 
-macro_rules! e2e {
-    ($($name:ident),*) => {
-        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Sqlite).await } )* }
-        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Postgres).await } )* }
-    };
-}
-
 e2e!(comparison_lab_to_dpo);

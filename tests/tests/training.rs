@@ -921,13 +921,6 @@ async fn s3_datasets_in_place_and_checkpoints(backend: Backend) {
     s.stop().await;
 }
 
-macro_rules! e2e {
-    ($($name:ident),*) => {
-        mod sqlite { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Sqlite).await } )* }
-        mod postgres { $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(ftl_tests::Backend::Postgres).await } )* }
-    };
-}
-
 e2e!(
     managed_training_end_to_end,
     worker_leases_tokens_recovery_and_errors,
