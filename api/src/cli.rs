@@ -42,6 +42,10 @@ pub enum Command {
     Schema,
     /// Print the default configuration as TOML.
     Config,
+    /// Print a fresh encryption key for [secrets] encryption_key (it seals
+    /// the API keys of external models; keep it safe: sealed keys do not
+    /// open without it).
+    Keygen,
     /// Train with the built-in trainer on this machine: validate the job
     /// config against the dataset, then train, printing metrics as JSON lines
     /// and storing checkpoints under OUT/checkpoints. Ctrl-C pauses after a
@@ -258,6 +262,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Schema => print!("{}", crate::graphql::sdl()),
         Command::Config => print!("{}", Config::default_toml()),
+        Command::Keygen => println!("{}", crate::secrets::generate_key()),
         Command::Train {
             job_config,
             dataset,

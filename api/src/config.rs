@@ -18,6 +18,37 @@ pub struct Config {
     pub log: LogConfig,
     pub artifacts: ArtifactsConfig,
     pub training: TrainingConfig,
+    pub secrets: SecretsConfig,
+    pub external_models: ExternalModelsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// 32 random bytes, base64 (`finetune-lab keygen` prints one): the key
+    /// that seals API keys of external models before they are stored
+    /// (AES-256-GCM). Unset: models that need an API key are refused.
+    pub encryption_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExternalModelsConfig {
+    /// Non-public networks external endpoints may be in, as CIDRs (e.g.
+    /// `10.0.0.0/8` for a vLLM on the LAN, `127.0.0.1/32` for a local
+    /// Ollama). Empty: public addresses only (no SSRF into the network).
+    pub allowed_networks: Vec<String>,
+    /// Longest wait for a provider's next bytes (s).
+    pub timeout_s: u64,
+}
+
+impl Default for ExternalModelsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_networks: vec![],
+            timeout_s: 120,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

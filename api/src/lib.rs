@@ -3,13 +3,16 @@
 
 pub mod auth;
 pub mod body;
+pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod egress;
 pub mod graphql;
 pub mod mlflow;
 pub mod objects;
 pub mod openai;
 pub mod predictions;
+pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod telemetry;

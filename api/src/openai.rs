@@ -6,9 +6,9 @@
 //! counts from the model's own tokenizer.
 
 use crate::auth::{self, Caller};
+use crate::chat::{self, ChatError};
 use crate::predictions::Recorder;
 use crate::state::AppState;
-use crate::training::models::{self, Prompt};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
@@ -16,15 +16,10 @@ use ftl_domain::PredictionId;
 use ftl_domain::prediction::ChatMessage;
 use ftl_domain::project::Scope;
 use ftl_trainer::GenerateParams;
-use ftl_trainer::tokenizer::Role;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Instant;
 use uuid::Uuid;
-
-/// Longest completion a request may ask for, and most messages it may send.
-const MAX_TOKENS: usize = 4096;
-const MAX_MESSAGES: usize = 256;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/models", web::get().to(list_models))
@@ -206,16 +201,6 @@ enum Content {
     Parts(Vec<Value>),
 }
 
-fn role(name: &str) -> Option<Role> {
-    Some(match name {
-        "system" | "developer" => Role::System,
-        "user" => Role::User,
-        "assistant" => Role::Assistant,
-        "tool" => Role::Tool,
-        _ => return None,
-    })
-}
-
 fn text_of(content: Option<Content>) -> Result<String, OpenAiError> {
     match content {
         None => Ok(String::new()),
@@ -238,7 +223,6 @@ fn text_of(content: Option<Content>) -> Result<String, OpenAiError> {
 struct Asked {
     model: Uuid,
     messages: Vec<ChatMessage>,
-    prompt: Prompt,
     params: GenerateParams,
     stream: bool,
     include_usage: bool,
@@ -246,74 +230,39 @@ struct Asked {
 
 fn check(request: ChatRequest) -> Result<Asked, OpenAiError> {
     let model = Uuid::parse_str(&request.model).map_err(|_| model_not_found(&request.model))?;
-    if request.messages.is_empty() || request.messages.len() > MAX_MESSAGES {
-        return Err(OpenAiError::invalid(
-            format!("messages must hold 1 to {MAX_MESSAGES} messages"),
-            Some("messages"),
-        ));
-    }
     if request.n.is_some_and(|n| n != 1) {
         return Err(OpenAiError::invalid("only n = 1 is supported", Some("n")));
-    }
-    let max_tokens = request
-        .max_completion_tokens
-        .or(request.max_tokens)
-        .unwrap_or(256);
-    if max_tokens == 0 || max_tokens > MAX_TOKENS {
-        return Err(OpenAiError::invalid(
-            format!("max_tokens must be between 1 and {MAX_TOKENS}"),
-            Some("max_tokens"),
-        ));
-    }
-    let temperature = request.temperature.unwrap_or(1.0);
-    let top_p = request.top_p.unwrap_or(1.0);
-    if !(0.0..=2.0).contains(&temperature) {
-        return Err(OpenAiError::invalid(
-            "temperature must be between 0 and 2",
-            Some("temperature"),
-        ));
-    }
-    if !(top_p > 0.0 && top_p <= 1.0) {
-        return Err(OpenAiError::invalid(
-            "top_p must be in (0, 1]",
-            Some("top_p"),
-        ));
     }
     let stop = match request.stop {
         None => vec![],
         Some(Stop::One(s)) => vec![s],
         Some(Stop::Many(v)) => v,
     };
-    if stop.len() > 4 || stop.iter().any(|s| s.is_empty()) {
-        return Err(OpenAiError::invalid(
-            "stop: up to 4 non-empty sequences",
-            Some("stop"),
-        ));
-    }
-    let mut messages = Vec::with_capacity(request.messages.len());
-    let mut turns = Vec::with_capacity(request.messages.len());
-    for m in request.messages {
-        let r = role(&m.role).ok_or_else(|| {
-            OpenAiError::invalid(format!("unknown role {:?}", m.role), Some("messages"))
-        })?;
-        let text = text_of(m.content)?;
-        turns.push((r, text.clone()));
-        messages.push(ChatMessage {
-            role: m.role,
-            content: text,
-        });
-    }
+    let params = GenerateParams {
+        max_tokens: request
+            .max_completion_tokens
+            .or(request.max_tokens)
+            .unwrap_or(256),
+        temperature: request.temperature.unwrap_or(1.0),
+        top_p: request.top_p.unwrap_or(1.0),
+        stop,
+        seed: request.seed.unwrap_or(0),
+    };
+    let messages = request
+        .messages
+        .into_iter()
+        .map(|m| {
+            Ok(ChatMessage {
+                role: m.role,
+                content: text_of(m.content)?,
+            })
+        })
+        .collect::<Result<Vec<_>, OpenAiError>>()?;
+    chat::check(&messages, &params).map_err(|r| OpenAiError::invalid(r.message, Some(r.field)))?;
     Ok(Asked {
         model,
         messages,
-        prompt: Prompt::Chat(turns),
-        params: GenerateParams {
-            max_tokens,
-            temperature,
-            top_p,
-            stop,
-            seed: request.seed.unwrap_or(0),
-        },
+        params,
         stream: request.stream,
         include_usage: request.stream_options.is_some_and(|o| o.include_usage),
     })
@@ -339,34 +288,16 @@ async fn chat_completions(
     let request: ChatRequest = serde_json::from_slice(&body)
         .map_err(|e| OpenAiError::invalid(format!("malformed request: {e}"), None))?;
     let asked = check(request)?;
-    let loaded = models::load(&st, c.project_id, asked.model)
+    let model = chat::open(&st, c.project_id, asked.model)
         .await
-        .map_err(OpenAiError::internal)?
+        .map_err(chat_error)?
         .ok_or_else(|| model_not_found(&asked.model.to_string()))?;
+    let row = model.row.clone();
     let prediction = PredictionId(Uuid::new_v4());
     let id = format!("chatcmpl-{}", prediction.0.simple());
     let created = started_ms / 1000;
     let model_id = asked.model.to_string();
-    let tokens = asked.prompt.tokens();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let params = asked.params.clone();
-    let job = tokio::task::spawn_blocking(move || {
-        let mut first: Option<f64> = None;
-        // A streaming client that goes away (its receiver dropped) stops
-        // the generation; a plain request's receiver lives until the end.
-        let out = loaded.generate_until(
-            &tokens,
-            &params,
-            || tx.is_closed(),
-            |piece| {
-                if !piece.is_empty() {
-                    first.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
-                    let _ = tx.send(piece.to_string());
-                }
-            },
-        );
-        (loaded.row, out, first)
-    });
+    let running = model.start(asked.messages.clone(), asked.params.clone(), started);
     let record = Recorder {
         st: st.get_ref().clone(),
         caller: c,
@@ -378,24 +309,19 @@ async fn chat_completions(
         source: "openai_api",
     };
     if !asked.stream {
-        let (row, out, ttft) = job.await.map_err(OpenAiError::internal)?;
-        let out = out.map_err(OpenAiError::internal)?;
-        let finish = out.finish_reason.as_str();
-        record
-            .record(
-                &row,
-                &out.text,
-                finish,
-                ttft,
-                out.prompt_tokens,
-                out.completion_tokens,
-            )
-            .await;
+        // The receiver lives until the end: a plain request is not cancelled.
+        let _pieces = running.pieces;
+        let reply = running
+            .done
+            .await
+            .map_err(OpenAiError::internal)?
+            .map_err(chat_error)?;
+        record.record(&row, &reply).await;
         return Ok(HttpResponse::Ok().json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": model_id,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": out.text},
-                         "logprobs": null, "finish_reason": finish}],
-            "usage": usage(out.prompt_tokens, out.completion_tokens),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
+                         "logprobs": null, "finish_reason": reply.finish_reason}],
+            "usage": usage(reply.prompt_tokens, reply.completion_tokens),
         })));
     }
     let chunk = move |delta: Value, finish: Value| {
@@ -403,14 +329,32 @@ async fn chat_completions(
                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
     };
     let include_usage = asked.include_usage;
-    let stream = async_stream_chunks(chunk, rx, job, record, include_usage);
+    let stream = async_stream_chunks(chunk, running, row, record, include_usage);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .streaming(stream))
 }
 
-fn usage(prompt: usize, completion: usize) -> Value {
+/// A chat failure the way OpenAI clients read it.
+fn chat_error(e: ChatError) -> OpenAiError {
+    let (status, kind) = match &e {
+        ChatError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+        ChatError::Provider { .. } | ChatError::Stream(_) | ChatError::Unreachable(_) => {
+            (StatusCode::BAD_GATEWAY, "upstream_error")
+        }
+        ChatError::Internal(_) => return OpenAiError::internal(e),
+    };
+    OpenAiError {
+        status,
+        kind,
+        message: e.to_string(),
+        param: None,
+        code: Some(e.code()),
+    }
+}
+
+fn usage(prompt: u64, completion: u64) -> Value {
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
 }
 
@@ -418,50 +362,18 @@ fn sse(v: &Value) -> web::Bytes {
     web::Bytes::from(format!("data: {v}\n\n"))
 }
 
-type Job = tokio::task::JoinHandle<(
-    ftl_projections::views::training::ModelRow,
-    Result<ftl_trainer::Generation, ftl_trainer::TrainError>,
-    Option<f64>,
-)>;
-
 /// The SSE body: a role chunk, a chunk per piece as it is generated, a
 /// final chunk with the finish reason (and usage when asked), `[DONE]`;
 /// the prediction is recorded once the generation ends.
 fn async_stream_chunks(
     chunk: impl Fn(Value, Value) -> Value + 'static,
-    rx: tokio::sync::mpsc::UnboundedReceiver<String>,
-    job: Job,
+    running: chat::Running,
+    row: ftl_projections::views::training::ModelRow,
     record: Recorder,
     include_usage: bool,
 ) -> impl futures::Stream<Item = Result<web::Bytes, actix_web::Error>> {
     use futures::StreamExt;
-    // The outcome is recorded by a task of its own: a client that goes away
-    // drops this stream, not the record (its exchange ends `cancelled`).
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let outcome = match job.await {
-            Ok((row, Ok(g), ttft)) => {
-                record
-                    .record(
-                        &row,
-                        &g.text,
-                        g.finish_reason.as_str(),
-                        ttft,
-                        g.prompt_tokens,
-                        g.completion_tokens,
-                    )
-                    .await;
-                Ok((
-                    g.finish_reason.as_str(),
-                    g.prompt_tokens,
-                    g.completion_tokens,
-                ))
-            }
-            Ok((_, Err(e), _)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let _ = done_tx.send(outcome);
-    });
+    let done_rx = record.record_when_done(row, running.done);
     let head = futures::stream::once({
         let first = sse(&chunk(
             json!({"role": "assistant", "content": ""}),
@@ -472,24 +384,24 @@ fn async_stream_chunks(
     let chunk = std::rc::Rc::new(chunk);
     let pieces = {
         let chunk = chunk.clone();
-        tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+        tokio_stream::wrappers::UnboundedReceiverStream::new(running.pieces)
             .map(move |piece| sse(&chunk(json!({"content": piece}), Value::Null)))
     };
     let tail = futures::stream::once(async move {
         let mut out = Vec::new();
         match done_rx.await {
-            Ok(Ok((finish, prompt, completion))) => {
-                out.push(sse(&chunk(json!({}), json!(finish))));
+            Ok(Ok((reply, _))) => {
+                out.push(sse(&chunk(json!({}), json!(reply.finish_reason))));
                 if include_usage {
                     // OpenAI's last chunk: no choices, the usage.
                     let mut last = chunk(json!({}), Value::Null);
                     last["choices"] = json!([]);
-                    last["usage"] = usage(prompt, completion);
+                    last["usage"] = usage(reply.prompt_tokens, reply.completion_tokens);
                     out.push(sse(&last));
                 }
             }
             Ok(Err(e)) => out.push(sse(
-                &json!({"error": {"message": e, "type": "server_error"}}),
+                &json!({"error": {"message": e.to_string(), "type": "server_error", "code": e.code()}}),
             )),
             Err(e) => out.push(sse(
                 &json!({"error": {"message": e.to_string(), "type": "server_error"}}),

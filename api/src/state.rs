@@ -28,6 +28,12 @@ pub struct AppState {
     pub worker_secret: Arc<String>,
     /// Folded job states for worker calls (read incrementally).
     pub job_states: Arc<crate::training::job_states::JobStates>,
+    /// Seals and opens API keys of external models.
+    pub sealer: crate::secrets::Sealer,
+    /// Where outbound requests may go (SSRF guard).
+    pub egress: crate::egress::Policy,
+    /// The client for external model endpoints (under `egress`).
+    pub egress_client: reqwest::Client,
 }
 
 impl AppState {
@@ -60,7 +66,17 @@ impl AppState {
             crate::training::catalog::GpuCatalog::load(&config.training)
                 .context("loading the GPU catalog")?,
         );
+        let sealer = crate::secrets::Sealer::new(config.secrets.encryption_key.as_deref())
+            .context("[secrets] encryption_key")?;
+        let egress = crate::egress::Policy::new(&config.external_models.allowed_networks)
+            .map_err(anyhow::Error::msg)?;
+        let egress_client = egress
+            .client(Duration::from_secs(config.external_models.timeout_s.max(1)))
+            .context("building the outbound HTTP client")?;
         Ok(Self {
+            sealer,
+            egress,
+            egress_client,
             gpu_catalog,
             worker_secret: Arc::new(crate::auth::generate_secret()),
             job_states: Arc::default(),

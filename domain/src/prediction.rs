@@ -13,7 +13,7 @@ pub struct ChatMessage {
     pub content: String,
 }
 
-/// `prediction.recorded` v1.
+/// `prediction.recorded` v2 (v1 had no version, usage source or cost).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PredictionRecorded {
     pub prediction_id: PredictionId,
@@ -32,9 +32,18 @@ pub struct PredictionRecorded {
     /// Request received → first token (ms); absent when nothing was produced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttft_ms: Option<f64>,
+    /// What answered: `<job>@<step>` for a model trained here, the
+    /// provider's reported model for an external one.
+    pub model_version: String,
     /// Counted by the model's own tokenizer (the provider's usage for external models).
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Where the counts come from: `tokenizer`, `provider`, or `none` (a
+    /// provider that reported no usage: counts are 0, never guessed).
+    pub usage_source: String,
+    /// From the model's price table when it answered; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     /// `openai_api` or `graphql`.
     pub source: String,
     /// When the request arrived (ms since the epoch).

@@ -35,6 +35,16 @@ impl ProjectionStatus {
     }
 }
 
+/// FNV-1a of the projection's DDL (no suffix): changes when its tables do.
+fn ddl_hash(p: &dyn Projection, postgres: bool) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in p.ddl(postgres, "").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 fn lock_key(name: &str, generation: i64) -> i64 {
     // FNV-1a: stable across builds, unlike std's hasher.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -94,17 +104,80 @@ impl Projections {
         })
     }
 
-    /// Creates generation 1 of every projection that has none (idempotent).
+    /// Creates generation 1 of every projection that has none, and rebuilds
+    /// any whose tables changed shape since its generation was built (its
+    /// DDL hash differs), so a new version never reads an old table.
+    /// Idempotent; on PostgreSQL one process at a time does it.
     pub async fn ensure(&self) -> Result<(), ProjectionError> {
-        for p in self.list.iter() {
-            if self.active_generation(p.name()).await?.is_none() {
-                let mut tx = DbTx::begin(&self.db).await?;
-                create_generation(&mut tx, p.as_ref(), 1).await?;
-                switch_views(&mut tx, p.as_ref(), 1).await?;
-                tx.commit().await?;
+        let guard = match &self.db {
+            Db::Postgres(pool) => {
+                let mut conn = sqlx::PgConnection::connect_with(&pool.connect_options()).await?;
+                sqlx::query("SELECT pg_advisory_lock($1)")
+                    .bind(lock_key("ensure", 0))
+                    .execute(&mut conn)
+                    .await?;
+                Some(conn)
             }
+            Db::Sqlite { .. } => None,
+        };
+        let result = self.ensure_locked().await;
+        if let Some(conn) = guard {
+            // Closing the session releases the advisory lock.
+            let _ = conn.close().await;
+        }
+        result
+    }
+
+    async fn ensure_locked(&self) -> Result<(), ProjectionError> {
+        for p in self.list.iter() {
+            let hash = ddl_hash(p.as_ref(), matches!(self.db, Db::Postgres(_)));
+            match self.active_generation(p.name()).await? {
+                None => {
+                    let mut tx = DbTx::begin(&self.db).await?;
+                    create_generation(&mut tx, p.as_ref(), 1).await?;
+                    switch_views(&mut tx, p.as_ref(), 1).await?;
+                    tx.commit().await?;
+                }
+                Some(_) if self.stored_hash(p.name()).await?.as_deref() == Some(hash.as_str()) => {
+                    continue;
+                }
+                Some(generation) => {
+                    tracing::info!(
+                        projection = p.name(),
+                        generation,
+                        "the projection's tables changed shape: rebuilding it"
+                    );
+                    let report = self.rebuild(p.name()).await?;
+                    tracing::info!(
+                        projection = p.name(),
+                        generation = report.generation,
+                        elapsed_ms = report.elapsed.as_millis() as u64,
+                        "rebuilt"
+                    );
+                }
+            }
+            let mut tx = DbTx::begin(&self.db).await?;
+            execute!(
+                &mut tx,
+                "UPDATE projection_active SET ddl_hash = $1 WHERE name = $2",
+                hash,
+                p.name()
+            )?;
+            tx.commit().await?;
         }
         Ok(())
+    }
+
+    async fn stored_hash(&self, name: &str) -> Result<Option<String>, sqlx::Error> {
+        crate::on_pool!(&self.db, |pool| {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT ddl_hash FROM projection_active WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await
+            .map(Option::flatten)
+        })
     }
 
     /// Runs every projection until `shutdown` turns true; each stops at a
@@ -356,7 +429,7 @@ async fn drop_generation(
     generation: i64,
 ) -> Result<(), sqlx::Error> {
     let s = suffix(generation);
-    for t in p.tables() {
+    for t in p.tables().iter().chain(p.hidden_tables()) {
         tx.batch(&format!("DROP TABLE IF EXISTS {t}{s}")).await?;
     }
     execute!(

@@ -53,6 +53,11 @@ pub trait Projection: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Base names of the tables (and so the views) this projection owns.
     fn tables(&self) -> &'static [&'static str];
+    /// Tables of a generation that have no view (e.g. a full-text index,
+    /// queried through its generation's name); dropped with the generation.
+    fn hidden_tables(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// DDL creating this projection's tables with the given name suffix.
     fn ddl(&self, postgres: bool, suffix: &str) -> String;
     /// Whether events of this type concern it (others are skipped undecoded).

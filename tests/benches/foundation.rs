@@ -19,6 +19,7 @@ use ftl_domain::job::{JobCreated, JobEvent, JobStarted, JobSucceeded, Provider};
 use ftl_domain::metrics::{MetricPoint, MetricsLogged};
 use ftl_domain::project::Scope;
 use ftl_tests::Backend;
+use ftl_tests::bench::{drop_database, label, median, pct};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -95,41 +96,6 @@ async fn main() -> Res<()> {
         }
     }
     Ok(())
-}
-
-fn label(url: &str) -> &'static str {
-    if url.starts_with("sqlite:") {
-        "sqlite"
-    } else {
-        "postgres"
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn pct(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-async fn drop_database(url: &str) {
-    if let Some(path) = url.strip_prefix("sqlite:") {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{path}{suffix}"));
-        }
-    } else if let Some((_, name)) = url.rsplit_once('/') {
-        use sqlx::Connection;
-        if let Ok(mut c) = sqlx::PgConnection::connect(&ftl_tests::pg_admin_url()).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut c)
-            .await;
-        }
-    }
 }
 
 fn metrics_event(job: JobId, step: i64, keys: &[&str]) -> DomainEvent {

@@ -126,3 +126,46 @@ pub async fn read_model_snapshot(db: &Db) -> anyhow::Result<Vec<String>> {
     }
     Ok(out)
 }
+
+/// Helpers the benchmarks share.
+pub mod bench {
+    /// `sqlite` or `postgres`, from a database URL.
+    pub fn label(url: &str) -> &'static str {
+        if url.starts_with("sqlite:") {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    }
+
+    /// The value at fraction `p` of the sorted samples (nearest rank).
+    pub fn pct(mut v: Vec<f64>, p: f64) -> f64 {
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * p).round() as usize]
+    }
+
+    pub fn median(v: Vec<f64>) -> f64 {
+        let n = v.len();
+        let mut v = v;
+        v.sort_by(f64::total_cmp);
+        v[n / 2]
+    }
+
+    /// Removes a benchmark's database (file, or PostgreSQL database).
+    pub async fn drop_database(url: &str) {
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{path}{suffix}"));
+            }
+        } else if let Some((_, name)) = url.rsplit_once('/') {
+            use sqlx::Connection;
+            if let Ok(mut c) = sqlx::PgConnection::connect(&super::pg_admin_url()).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut c)
+                .await;
+            }
+        }
+    }
+}

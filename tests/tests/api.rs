@@ -420,26 +420,70 @@ pub(crate) fn ws_url(s: &TestServer) -> String {
 pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Opens a graphql-transport-ws subscription to `jobMetrics`; Err with the
-/// server's words when it is refused.
-pub(crate) async fn subscribe(url: &str, key: Option<&str>, job: &str) -> Result<Ws, String> {
-    let q =
-        "subscription($j: ID!) { jobMetrics(jobId: $j) { position points { key step value } } }";
-    match subscribe_to(url, key, q, json!({ "j": job })).await? {
-        (ws, None) => Ok(ws),
-        (_, Some(m)) => Err(format!("unexpected message before any data: {m}")),
+/// A live graphql-transport-ws subscription. A task reads the socket all
+/// the time, as a browser does: the server pings every few seconds and
+/// drops a client that does not answer, so a test that stops reading for a
+/// while must still answer pings (tungstenite answers them while reading).
+#[derive(Debug)]
+pub(crate) struct Sub {
+    early: Option<Value>,
+    messages: tokio::sync::mpsc::UnboundedReceiver<Result<Value, String>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Sub {
+    /// The next message, or Err when the connection ended.
+    pub(crate) async fn next(&mut self) -> Result<Value, String> {
+        if let Some(m) = self.early.take() {
+            return Ok(m);
+        }
+        self.messages
+            .recv()
+            .await
+            .unwrap_or_else(|| Err("connection ended".into()))
+    }
+
+    /// The next message within `wait`.
+    pub(crate) async fn next_within(&mut self, wait: Duration) -> Result<Value, String> {
+        tokio::time::timeout(wait, self.next())
+            .await
+            .unwrap_or_else(|_| Err(format!("nothing within {wait:?}")))
+    }
+
+    /// What has arrived, waiting up to `wait` for each further message.
+    pub(crate) async fn drain(&mut self, wait: Duration) -> Vec<Value> {
+        let mut out = vec![];
+        while let Ok(m) = self.next_within(wait).await {
+            out.push(m);
+        }
+        out
     }
 }
 
+impl Drop for Sub {
+    fn drop(&mut self) {
+        // Closes the socket: the server ends the subscription.
+        self.reader.abort();
+    }
+}
+
+/// Opens a graphql-transport-ws subscription to `jobMetrics`; Err with the
+/// server's words when it is refused.
+pub(crate) async fn subscribe(url: &str, key: Option<&str>, job: &str) -> Result<Sub, String> {
+    let q =
+        "subscription($j: ID!) { jobMetrics(jobId: $j) { position points { key step value } } }";
+    subscribe_to(url, key, q, json!({ "j": job })).await
+}
+
 /// Opens a graphql-transport-ws subscription (id "1"); Err with the server's
-/// words when it is refused. A `next` message that arrived while waiting for
-/// a refusal is returned beside the socket.
+/// words when it is refused (an error within 1.5 s). Messages that arrive
+/// meanwhile stay queued in the [`Sub`].
 pub(crate) async fn subscribe_to(
     url: &str,
     key: Option<&str>,
     query: &str,
     variables: Value,
-) -> Result<(Ws, Option<Value>), String> {
+) -> Result<Sub, String> {
     let mut req = url.into_client_request().unwrap();
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",
@@ -464,13 +508,31 @@ pub(crate) async fn subscribe_to(
     ws.send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": { "query": query, "variables": variables } }).to_string()))
         .await
         .map_err(|e| e.to_string())?;
-    // A refused subscription answers at once with an error.
-    match tokio::time::timeout(Duration::from_millis(1500), next_json(&mut ws)).await {
-        Ok(Ok(m)) if m["type"] == "next" => Ok((ws, Some(m))),
-        Ok(Ok(m)) => Err(m.to_string()),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Ok((ws, None)),
-    }
+    let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        loop {
+            let m = next_json(&mut ws).await;
+            let end = m.is_err();
+            if tx.send(m).is_err() || end {
+                return;
+            }
+        }
+    });
+    // A refused subscription answers at once with an error; anything else
+    // (data, or silence) means it is live.
+    let early = match tokio::time::timeout(Duration::from_millis(1500), messages.recv()).await {
+        // A resolver's refusal comes as a `next` with errors and no data.
+        Ok(Some(Ok(m))) if m["type"] == "next" && m["payload"]["errors"].is_null() => Some(m),
+        Ok(Some(Ok(m))) => return Err(m.to_string()),
+        Ok(Some(Err(e))) => return Err(e),
+        Ok(None) => return Err("connection ended".into()),
+        Err(_) => None,
+    };
+    Ok(Sub {
+        early,
+        messages,
+        reader,
+    })
 }
 
 pub(crate) async fn next_json(ws: &mut Ws) -> Result<Value, String> {
@@ -495,10 +557,7 @@ async fn live_subscriptions(backend: Backend) {
     let mut ws = subscribe(&ws_url(&s), Some(&key), &job).await.unwrap();
     let p = json!([{ "key": "train_loss", "step": 7, "value": 0.5 }, { "key": "lr", "step": 7, "value": "NaN" }]);
     s.ok(&writer, LOG, json!({ "j": job, "p": p })).await;
-    let msg = tokio::time::timeout(Duration::from_secs(10), next_json(&mut ws))
-        .await
-        .unwrap()
-        .unwrap();
+    let msg = ws.next_within(Duration::from_secs(10)).await.unwrap();
     assert_eq!(msg["type"], "next", "{msg}");
     assert_eq!(
         msg["payload"]["data"]["jobMetrics"]["points"],
@@ -913,7 +972,52 @@ async fn training_config_validation(backend: Backend) {
     s.stop().await;
 }
 
+/// A read model whose tables changed shape (its DDL hash differs from the
+/// one its generation was built with) is rebuilt when the service starts;
+/// the others are left alone, and nothing is lost.
+async fn changed_read_models_rebuild_at_start(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let key = s.key("team-schema", Scope::Write).await;
+    let job = create_job(&s, &key, "kept").await;
+    let url = s.state.config.database.url.clone();
+    let generations = |st: Vec<ftl_projections::registry::ProjectionStatus>| {
+        st.into_iter()
+            .map(|p| (p.name, p.generation))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = generations(s.state.projections.status().await.unwrap());
+    assert_eq!(before["catalog"], 1);
+    // As if catalog's tables had been built by an older version.
+    let db = s.state.db.clone();
+    let stale = "UPDATE projection_active SET ddl_hash = 'built-by-an-older-version' WHERE name = 'catalog'";
+    match &db {
+        ftl_commands::Db::Sqlite { write, .. } => {
+            sqlx::query(stale).execute(write).await.unwrap();
+        }
+        ftl_commands::Db::Postgres(pool) => {
+            sqlx::query(stale).execute(pool).await.unwrap();
+        }
+    }
+    s.stop().await;
+    let s = TestServer::start_with(backend, |c| c.database.url = url).await;
+    let after = generations(s.state.projections.status().await.unwrap());
+    for (name, g) in &before {
+        let expected = if name == "catalog" { g + 1 } else { *g };
+        assert_eq!(after[name], expected, "{name}: {before:?} → {after:?}");
+    }
+    let d = s
+        .ok(
+            &key,
+            "query($id: ID!) { job(id: $id) { name } }",
+            json!({ "id": job }),
+        )
+        .await;
+    assert_eq!(d["job"]["name"], "kept", "rebuilt from the log");
+    s.stop().await;
+}
+
 e2e!(
+    changed_read_models_rebuild_at_start,
     job_lifecycle_and_metrics,
     authentication_and_project_isolation,
     live_subscriptions,

@@ -256,6 +256,173 @@ async fn feedback_and_agreement(backend: Backend) {
         .collect();
     assert_eq!(thumbs, vec![json!(true), json!(false), Value::Null]);
 
+    // The predictions table: filters by judgment, full-text search, sorts.
+    s.ok(&key, THUMB, json!({"p": preds[2], "u": true})).await;
+    s.ok(&key, THUMB, json!({"p": preds[3], "u": false})).await;
+    let find = |filter: Value, sort: &'static str| {
+        let s = &s;
+        let key = key.clone();
+        async move {
+            let q = format!(
+                "query($f: PredictionFilter, $a: String) {{ predictions(filter: $f, sort: {sort}, first: 5, after: $a) {{ pageInfo {{ hasNextPage endCursor }} edges {{ node {{ id latencyMs response messages {{ content }} }} }} }} }}"
+            );
+            let mut out: Vec<Value> = vec![];
+            let mut after = Value::Null;
+            loop {
+                let d = s.ok(&key, &q, json!({"f": filter, "a": after})).await;
+                let page = &d["predictions"];
+                out.extend(
+                    page["edges"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|e| e["node"].clone()),
+                );
+                if page["pageInfo"]["hasNextPage"] != true {
+                    return out;
+                }
+                after = page["pageInfo"]["endCursor"].clone();
+            }
+        }
+    };
+    let ids = |rows: &[Value]| {
+        let mut v: Vec<String> = rows
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let of = |idx: &[usize]| {
+        let mut v: Vec<String> = idx.iter().map(|i| preds[*i].clone()).collect();
+        v.sort();
+        v
+    };
+    let with_tag = |t: &str| -> Vec<usize> { (0..12).filter(|i| t1[*i].1.contains(&t)).collect() };
+    assert_eq!(
+        ids(&find(json!({"tag": "hallucination"}), "NEWEST").await),
+        of(&with_tag("hallucination"))
+    );
+    assert_eq!(
+        ids(&find(json!({"tag": "tone_issues"}), "NEWEST").await),
+        of(&[9]),
+        "tags of successes too"
+    );
+    let successes: Vec<usize> = (0..12).filter(|i| t1[*i].0).collect();
+    let failures: Vec<usize> = (0..12).filter(|i| !t1[*i].0).collect();
+    assert_eq!(
+        ids(&find(json!({"outcome": "SUCCESS"}), "NEWEST").await),
+        of(&successes)
+    );
+    assert_eq!(
+        ids(&find(json!({"outcome": "FAILURE"}), "OLDEST").await),
+        of(&failures)
+    );
+    assert_eq!(
+        ids(&find(json!({"outcome": "THUMBS_UP"}), "NEWEST").await),
+        of(&[2])
+    );
+    assert_eq!(
+        ids(&find(json!({"outcome": "THUMBS_DOWN"}), "NEWEST").await),
+        of(&[3])
+    );
+    // Current overall ratings: ann's R1 (preds[0] re-rated 1), bob's R2.
+    let rated = |keep: &dyn Fn(i64) -> bool| -> Vec<usize> {
+        (0..10).filter(|i| keep(R1[*i]) || keep(R2[*i])).collect()
+    };
+    assert_eq!(
+        ids(&find(json!({"minRating": 5}), "NEWEST").await),
+        of(&rated(&|v| v >= 5))
+    );
+    assert_eq!(
+        ids(&find(json!({"maxRating": 1}), "NEWEST").await),
+        of(&rated(&|v| v <= 1))
+    );
+    assert_eq!(
+        ids(&find(
+            json!({"outcome": "FAILURE", "tag": "hallucination", "minRating": 2}),
+            "NEWEST"
+        )
+        .await),
+        of(&with_tag("hallucination")
+            .into_iter()
+            .filter(|i| *i < 10 && (R1[*i] >= 2 || R2[*i] >= 2))
+            .collect::<Vec<_>>())
+    );
+    // Full text: every word must appear (in the prompt or the answer),
+    // whatever its case or English ending.
+    let hits = find(json!({"search": "RED 11"}), "NEWEST").await;
+    assert!(ids(&hits).contains(&preds[11]), "{hits:?}");
+    for h in &hits {
+        let text = format!("{} {}", h["messages"], h["response"]).to_lowercase();
+        assert!(text.contains("red") && text.contains("11"), "{h}");
+    }
+    assert_eq!(
+        ids(&find(json!({"search": "saying"}), "NEWEST").await),
+        of(&(0..12).collect::<Vec<_>>()),
+        "stemmed: say"
+    );
+    assert!(find(json!({"search": "zebra"}), "NEWEST").await.is_empty());
+    assert!(
+        find(json!({"search": "!!! \"(*"}), "NEWEST")
+            .await
+            .is_empty(),
+        "syntax is text"
+    );
+    // Sorted by latency across pages (compound cursor), both ways.
+    let slow = find(json!({}), "SLOWEST").await;
+    let fast = find(json!({}), "FASTEST").await;
+    assert_eq!(ids(&slow), of(&(0..12).collect::<Vec<_>>()));
+    let lat = |rows: &[Value]| {
+        rows.iter()
+            .map(|r| r["latencyMs"].as_f64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        lat(&slow).windows(2).all(|w| w[0] >= w[1]),
+        "{:?}",
+        lat(&slow)
+    );
+    assert!(
+        lat(&fast).windows(2).all(|w| w[0] <= w[1]),
+        "{:?}",
+        lat(&fast)
+    );
+    let now = chrono::Utc::now();
+    let hour = chrono::Duration::hours(1);
+    assert_eq!(
+        find(
+            json!({"from": (now - hour).to_rfc3339(), "to": (now + hour).to_rfc3339()}),
+            "NEWEST"
+        )
+        .await
+        .len(),
+        12
+    );
+    assert!(
+        find(json!({"from": (now + hour).to_rfc3339()}), "NEWEST")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        s.code(
+            Some(&key),
+            "query { predictions(filter: {tag: \"rude\"}) { edges { cursor } } }",
+            json!({})
+        )
+        .await,
+        "INVALID_INPUT"
+    );
+    assert_eq!(
+        s.code(
+            Some(&key),
+            "query { predictions(after: \"prediction:x\") { edges { cursor } } }",
+            json!({})
+        )
+        .await,
+        "INVALID_INPUT"
+    );
+
     // A streaming client that goes away stops the generation; the exchange
     // is still recorded, as cancelled.
     let mut r = s

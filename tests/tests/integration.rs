@@ -12,6 +12,7 @@ macro_rules! e2e {
 }
 
 mod api;
+mod chat;
 mod feedback;
 mod lab;
 mod store_contract;

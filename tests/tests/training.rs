@@ -6,7 +6,7 @@
 //! and the worker protocol: leases, per-job tokens, recovery when a worker
 //! disappears, errors grouped by fingerprint.
 
-use crate::api::{TestServer, Ws, next_json, subscribe_to, ws_url};
+use crate::api::{TestServer, subscribe_to, ws_url};
 use ftl_domain::project::Scope;
 use ftl_tests::Backend;
 use serde_json::{Value, json};
@@ -135,15 +135,6 @@ async fn series(s: &TestServer, key: &str, job: &str, metric: &str) -> Vec<(i64,
         .collect()
 }
 
-/// Drains what a subscription has delivered within `wait`.
-async fn drain(ws: &mut Ws, first: Option<Value>, wait: Duration) -> Vec<Value> {
-    let mut out: Vec<Value> = first.into_iter().collect();
-    while let Ok(Ok(m)) = tokio::time::timeout(wait, next_json(ws)).await {
-        out.push(m);
-    }
-    out
-}
-
 async fn managed_training_end_to_end(backend: Backend) {
     let s = TestServer::start_with(backend, |c| {
         c.training.local_workers = 2;
@@ -263,7 +254,7 @@ async fn managed_training_end_to_end(backend: Backend) {
         .unwrap()
         .to_string();
     let url = ws_url(&s);
-    let (mut logs_ws, first_log) = subscribe_to(
+    let mut logs_ws = subscribe_to(
         &url,
         Some(&key),
         "subscription($j: ID!) { jobLogLines(jobId: $j, level: \"info\") { level source message } }",
@@ -271,7 +262,7 @@ async fn managed_training_end_to_end(backend: Backend) {
     )
     .await
     .unwrap();
-    let (mut alerts_ws, first_alert) = subscribe_to(
+    let mut alerts_ws = subscribe_to(
         &url,
         Some(&key),
         "subscription($j: ID!) { budgetAlerts(jobId: $j) { percent spentUsd maxCostUsd } }",
@@ -279,7 +270,7 @@ async fn managed_training_end_to_end(backend: Backend) {
     )
     .await
     .unwrap();
-    let (mut metrics_ws, first_metrics) = subscribe_to(
+    let mut metrics_ws = subscribe_to(
         &url,
         Some(&key),
         "subscription($j: ID!) { jobMetrics(jobId: $j, keys: [\"train_loss\"]) { points { key step value } } }",
@@ -361,7 +352,7 @@ async fn managed_training_end_to_end(backend: Backend) {
     );
 
     // The alert arrived over the subscription as it was crossed.
-    let alerts = drain(&mut alerts_ws, first_alert, Duration::from_millis(500)).await;
+    let alerts = alerts_ws.drain(Duration::from_millis(500)).await;
     assert_eq!(
         alerts
             .first()
@@ -410,7 +401,7 @@ async fn managed_training_end_to_end(backend: Backend) {
     assert!(!cpu.is_empty(), "telemetry arrived");
 
     // Live updates arrived while it trained.
-    let logs = drain(&mut logs_ws, first_log, Duration::from_millis(300)).await;
+    let logs = logs_ws.drain(Duration::from_millis(300)).await;
     assert!(
         logs.iter()
             .any(|m| m["payload"]["data"]["jobLogLines"]["message"]
@@ -419,7 +410,7 @@ async fn managed_training_end_to_end(backend: Backend) {
         "{} log messages",
         logs.len()
     );
-    let metrics = drain(&mut metrics_ws, first_metrics, Duration::from_millis(300)).await;
+    let metrics = metrics_ws.drain(Duration::from_millis(300)).await;
     assert!(metrics.len() >= 10, "{} metric batches", metrics.len());
 
     // Logs: filtered by level and text, paged by cursor.

@@ -3,13 +3,14 @@
 //! order, votes, and preference exports (TRL, OpenAI DPO) that become
 //! datasets a DPO job trains on.
 
+use super::chat::chat_error;
 use super::errors::{Code, domain_error, gql_error, internal};
 use super::query::parse_id;
 use super::training::Dataset;
 use super::{caller, state};
+use crate::chat;
 use crate::predictions::Recorder;
 use crate::state::AppState;
-use crate::training::models::{self, Prompt};
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent};
 use ftl_domain::comparison::{
@@ -21,7 +22,6 @@ use ftl_domain::project::Scope;
 use ftl_domain::{DomainEvent, PredictionId};
 use ftl_projections::views::comparisons as view;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
 
@@ -281,43 +281,34 @@ impl ComparisonMutation {
                 .collect(),
         };
         created.validate().map_err(domain_error)?;
-        let mut loaded = Vec::with_capacity(ids.len());
+        let mut opened = Vec::with_capacity(ids.len());
         for m in &ids {
-            let l = models::load(st, c.project_id, *m)
+            let model = chat::open(st, c.project_id, *m)
                 .await
-                .map_err(internal)?
+                .map_err(chat_error)?
                 .ok_or_else(|| gql_error(Code::NotFound, format!("model {m} not found")))?;
-            loaded.push(Arc::new(l));
+            opened.push(model);
         }
         let params = ftl_trainer::GenerateParams {
             max_tokens: max_tokens as usize,
             ..Default::default()
         };
-        // Every (prompt, model) answer on the blocking pool, all at once.
+        // Every (prompt, model) answer at once: local ones on the blocking
+        // pool, external ones as concurrent requests.
         let mut tasks = vec![];
         for (pi, prompt) in prompts.iter().enumerate() {
-            for (mi, model) in loaded.iter().enumerate() {
-                let model = model.clone();
-                let tokens =
-                    Prompt::Chat(vec![(ftl_trainer::tokenizer::Role::User, prompt.clone())])
-                        .tokens();
-                let params = params.clone();
+            for (mi, model) in opened.iter().enumerate() {
+                let messages = vec![ChatMessage {
+                    role: "user".into(),
+                    content: prompt.clone(),
+                }];
+                let started = Instant::now();
+                let started_ms = chrono::Utc::now().timestamp_millis();
+                let running = model.start(messages.clone(), params.clone(), started);
                 tasks.push(async move {
-                    let started = Instant::now();
-                    let started_ms = chrono::Utc::now().timestamp_millis();
-                    let out = tokio::task::spawn_blocking(move || {
-                        let mut first = None;
-                        let g = model.generate(&tokens, &params, |piece| {
-                            if !piece.is_empty() {
-                                first.get_or_insert_with(|| {
-                                    started.elapsed().as_secs_f64() * 1000.0
-                                });
-                            }
-                        });
-                        (g, first)
-                    })
-                    .await;
-                    (pi, mi, started, started_ms, out)
+                    let _pieces = running.pieces;
+                    let out = running.done.await;
+                    (pi, mi, messages, started, started_ms, out)
                 });
             }
         }
@@ -333,32 +324,21 @@ impl ComparisonMutation {
         )
         .await?;
         let mut recorded = vec![];
-        for (pi, mi, started, started_ms, out) in done {
-            let (g, ttft) = out.map_err(internal)?;
-            let g = g.map_err(internal)?;
+        for (pi, mi, messages, started, started_ms, out) in done {
+            let reply = out.map_err(internal)?.map_err(chat_error)?;
             let prediction = PredictionId(Uuid::new_v4());
-            let row = &loaded[mi].row;
+            let row = &opened[mi].row;
             Recorder {
                 st: st.clone(),
                 caller: c.clone(),
                 prediction,
-                messages: vec![ChatMessage {
-                    role: "user".into(),
-                    content: prompts[pi].clone(),
-                }],
+                messages,
                 params: params.clone(),
                 started,
                 started_ms,
                 source: "comparison",
             }
-            .record(
-                row,
-                &g.text,
-                g.finish_reason.as_str(),
-                ttft,
-                g.prompt_tokens,
-                g.completion_tokens,
-            )
+            .record(row, &reply)
             .await;
             recorded.push(DomainEvent::ComparisonResponse(ResponseRecorded {
                 comparison_id: id,
@@ -366,7 +346,7 @@ impl ComparisonMutation {
                 model_id: ids[mi],
                 model_name: row.name.clone(),
                 prediction_id: prediction.0,
-                content: g.text,
+                content: reply.text,
             }));
         }
         append(

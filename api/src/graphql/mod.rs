@@ -1,5 +1,6 @@
 //! The GraphQL API. Every field is resolved for the caller's project only.
 
+mod chat;
 mod comparisons;
 mod errors;
 mod mutation;
@@ -23,6 +24,7 @@ pub struct Query(
     training::TrainingQuery,
     predictions::PredictionsQuery,
     predictions::FeedbackQuery,
+    chat::ChatQuery,
     comparisons::ComparisonQuery,
 );
 
@@ -31,11 +33,16 @@ pub struct Mutation(
     mutation::Mutation,
     training::TrainingMutation,
     predictions::FeedbackMutation,
+    chat::ChatMutation,
     comparisons::ComparisonMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(subscription::Subscription, training::TrainingSubscription);
+pub struct Subscription(
+    subscription::Subscription,
+    training::TrainingSubscription,
+    chat::ChatSubscription,
+);
 
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 

@@ -24,7 +24,7 @@ pub struct Prediction {
     pub model_name: String,
     pub messages: Vec<PredictionMessage>,
     pub response: String,
-    /// `stop` or `length`.
+    /// `stop`, `length`, `tool_calls`, `content_filter` or `cancelled`.
     pub finish_reason: String,
     pub params: async_graphql::Json<serde_json::Value>,
     pub latency_ms: f64,
@@ -33,7 +33,15 @@ pub struct Prediction {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
-    /// `openai_api` or `graphql`.
+    /// What answered: `<job>@<step>` for a model trained here, the
+    /// provider's model for an external one.
+    pub model_version: String,
+    /// Where the token counts come from: `tokenizer` (the model's own),
+    /// `provider` (its reported usage) or `none` (not reported: counts are 0).
+    pub usage_source: String,
+    /// From the model's price table when it answered (absent without one).
+    pub cost_usd: Option<f64>,
+    /// `graphql`, `openai_api` or `comparison`.
     pub source: String,
     pub started_at: DateTime<Utc>,
     #[graphql(skip)]
@@ -94,6 +102,9 @@ impl From<view::PredictionRow> for Prediction {
             prompt_tokens: r.prompt_tokens,
             completion_tokens: r.completion_tokens,
             total_tokens: r.prompt_tokens + r.completion_tokens,
+            model_version: r.model_version,
+            usage_source: r.usage_source,
+            cost_usd: r.cost_usd,
             source: r.source,
             started_at: r.started_at,
             uuid: r.prediction_id,
@@ -104,8 +115,89 @@ impl From<view::PredictionRow> for Prediction {
 #[derive(InputObject, Default)]
 pub struct PredictionFilter {
     pub model_id: Option<ID>,
-    /// A substring of the messages or the response (case-insensitive).
+    /// Words that must all appear in the messages or the response (full
+    /// text: case, accents and English word endings do not matter).
     pub search: Option<String>,
+    /// Started at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Started before.
+    pub to: Option<DateTime<Utc>>,
+    /// A failure tag of a current evaluation (`failure_taxonomy_v1`).
+    pub tag: Option<String>,
+    /// A current overall rating (any rater) of at least / at most this.
+    pub min_rating: Option<i32>,
+    pub max_rating: Option<i32>,
+    pub outcome: Option<Outcome>,
+    /// `graphql`, `openai_api` or `comparison`.
+    pub source: Option<String>,
+}
+
+/// A judged outcome (any rater's current judgment).
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    Success,
+    Failure,
+    ThumbsUp,
+    ThumbsDown,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum PredictionSort {
+    #[default]
+    Newest,
+    Oldest,
+    Slowest,
+    Fastest,
+}
+
+/// `prediction:<seq>:<latency bits>`: the last row's sort key.
+fn encode_cursor(c: view::Cursor) -> String {
+    format!("prediction:{}:{:x}", c.seq, c.latency_ms.to_bits())
+}
+
+fn decode_cursor(s: &str) -> async_graphql::Result<view::Cursor> {
+    let malformed = || gql_error(Code::InvalidInput, "malformed cursor");
+    let rest = s.strip_prefix("prediction:").ok_or_else(malformed)?;
+    let (seq, bits) = rest.split_once(':').ok_or_else(malformed)?;
+    Ok(view::Cursor {
+        seq: seq.parse().map_err(|_| malformed())?,
+        latency_ms: f64::from_bits(u64::from_str_radix(bits, 16).map_err(|_| malformed())?),
+    })
+}
+
+impl PredictionFilter {
+    fn into_view(self) -> async_graphql::Result<view::PredictionFilter> {
+        if self.search.as_ref().is_some_and(|s| s.len() > 1024) {
+            return Err(gql_error(Code::LimitExceeded, "search: at most 1024 bytes"));
+        }
+        if let Some(t) = &self.tag
+            && !ftl_domain::feedback::FAILURE_TAGS.contains(&t.as_str())
+        {
+            return Err(gql_error(
+                Code::InvalidInput,
+                format!(
+                    "tag must be one of {}",
+                    ftl_domain::feedback::FAILURE_TAGS.join(", ")
+                ),
+            ));
+        }
+        Ok(view::PredictionFilter {
+            model_id: self.model_id.map(|m| parse_id(&m, "modelId")).transpose()?,
+            search: self.search,
+            from: self.from,
+            to: self.to,
+            tag: self.tag,
+            min_rating: self.min_rating.map(i64::from),
+            max_rating: self.max_rating.map(i64::from),
+            outcome: self.outcome.map(|o| match o {
+                Outcome::Success => view::Outcome::Success,
+                Outcome::Failure => view::Outcome::Failure,
+                Outcome::ThumbsUp => view::Outcome::ThumbsUp,
+                Outcome::ThumbsDown => view::Outcome::ThumbsDown,
+            }),
+            source: self.source,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -113,11 +205,13 @@ pub struct PredictionsQuery;
 
 #[Object]
 impl PredictionsQuery {
-    /// Recorded exchanges of this project, newest first (cursor pagination).
+    /// Recorded exchanges of this project (the predictions table): full-text
+    /// search, filters, newest/oldest/slowest/fastest first, cursor pagination.
     async fn predictions(
         &self,
         ctx: &Context<'_>,
         filter: Option<PredictionFilter>,
+        #[graphql(default)] sort: PredictionSort,
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
     ) -> async_graphql::Result<Connection<String, Prediction>> {
@@ -130,27 +224,20 @@ impl PredictionsQuery {
                 format!("first must be between 0 and {max}"),
             ));
         }
-        let f = filter.unwrap_or_default();
-        if f.search.as_ref().is_some_and(|s| s.len() > 1024) {
-            return Err(gql_error(Code::LimitExceeded, "search: at most 1024 bytes"));
-        }
-        let before = after
-            .as_deref()
-            .map(|a| {
-                a.strip_prefix("prediction:")
-                    .and_then(|n| n.parse::<i64>().ok())
-                    .ok_or_else(|| gql_error(Code::InvalidInput, "malformed cursor"))
-            })
-            .transpose()?;
-        let filter = view::PredictionFilter {
-            model_id: f.model_id.map(|m| parse_id(&m, "modelId")).transpose()?,
-            search: f.search,
+        let filter = filter.unwrap_or_default().into_view()?;
+        let cursor = after.as_deref().map(decode_cursor).transpose()?;
+        let sort = match sort {
+            PredictionSort::Newest => view::PredictionSort::Newest,
+            PredictionSort::Oldest => view::PredictionSort::Oldest,
+            PredictionSort::Slowest => view::PredictionSort::Slowest,
+            PredictionSort::Fastest => view::PredictionSort::Fastest,
         };
         let mut rows = view::predictions(
             &st.db,
             c.project_id.0,
             &filter,
-            before,
+            sort,
+            cursor,
             i64::from(first) + 1,
         )
         .await
@@ -160,7 +247,7 @@ impl PredictionsQuery {
         let mut conn = Connection::new(after.is_some(), has_next);
         conn.edges.extend(
             rows.into_iter()
-                .map(|r| Edge::new(format!("prediction:{}", r.seq), Prediction::from(r))),
+                .map(|r| Edge::new(encode_cursor(view::Cursor::of(&r)), Prediction::from(r))),
         );
         Ok(conn)
     }

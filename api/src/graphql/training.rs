@@ -400,32 +400,111 @@ impl From<training::DatasetRow> for Dataset {
     }
 }
 
-/// A model trained here: a checkpoint with its lineage.
+/// A model of the project: trained here (a checkpoint with its lineage) or
+/// an external endpoint. Its API key is never returned, only whether it has one.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct Model {
     pub id: ID,
     pub name: String,
-    pub job_id: ID,
-    pub checkpoint_step: i64,
+    /// `local` (trained here) or `external`.
+    pub kind: String,
+    /// `local`, `openai` (any OpenAI-compatible server) or `anthropic`.
+    pub provider: String,
+    pub job_id: Option<ID>,
+    pub checkpoint_step: Option<i64>,
     /// What the job started from (`model.name`).
-    pub base_model: String,
-    pub dataset_digest: String,
-    pub architecture: async_graphql::Json<serde_json::Value>,
+    pub base_model: Option<String>,
+    pub dataset_digest: Option<String>,
+    pub architecture: Option<async_graphql::Json<serde_json::Value>>,
+    /// The endpoint of an external model.
+    pub base_url: Option<String>,
+    /// The provider's name for an external model.
+    pub remote_model: Option<String>,
+    pub has_api_key: bool,
+    pub capabilities: ModelCapabilities,
+    pub price: Option<ModelPrice>,
     pub created_at: DateTime<Utc>,
+}
+
+/// Badges for the model picker.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ModelCapabilities {
+    pub streaming: bool,
+    pub tools: bool,
+    pub vision: bool,
+    pub json_mode: bool,
+    /// `declared` (given at registration) or `default` (the provider's usual set).
+    pub source: String,
+}
+
+/// USD per million tokens.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ModelPrice {
+    #[graphql(name = "inputUsdPerMTok")]
+    pub input_usd_per_mtok: f64,
+    #[graphql(name = "outputUsdPerMTok")]
+    pub output_usd_per_mtok: f64,
 }
 
 impl From<training::ModelRow> for Model {
     fn from(r: training::ModelRow) -> Self {
-        Model {
+        let caps = ModelCapabilities {
+            streaming: r.capabilities.streaming,
+            tools: r.capabilities.tools,
+            vision: r.capabilities.vision,
+            json_mode: r.capabilities.json_mode,
+            source: r.capabilities_source.clone(),
+        };
+        let price = r.price.map(|(i, o)| ModelPrice {
+            input_usd_per_mtok: i,
+            output_usd_per_mtok: o,
+        });
+        let mut m = Model {
             id: ID(r.model_id.to_string()),
             name: r.name,
-            job_id: ID(r.job_id.to_string()),
-            checkpoint_step: r.checkpoint_step,
-            base_model: r.base_model,
-            dataset_digest: r.dataset_digest,
-            architecture: async_graphql::Json(r.architecture),
+            kind: "local".into(),
+            provider: "local".into(),
+            job_id: None,
+            checkpoint_step: None,
+            base_model: None,
+            dataset_digest: None,
+            architecture: None,
+            base_url: None,
+            remote_model: None,
+            has_api_key: false,
+            capabilities: caps,
+            price,
             created_at: r.created_at,
+        };
+        match r.source {
+            training::ModelSource::Local {
+                job_id,
+                checkpoint_step,
+                base_model,
+                dataset_digest,
+                architecture,
+                ..
+            } => {
+                m.job_id = Some(ID(job_id.to_string()));
+                m.checkpoint_step = Some(checkpoint_step);
+                m.base_model = Some(base_model);
+                m.dataset_digest = Some(dataset_digest);
+                m.architecture = Some(async_graphql::Json(architecture));
+            }
+            training::ModelSource::External {
+                provider,
+                base_url,
+                remote_model,
+                api_key_sealed,
+            } => {
+                m.kind = "external".into();
+                m.provider = provider;
+                m.base_url = Some(base_url);
+                m.remote_model = Some(remote_model);
+                m.has_api_key = api_key_sealed.is_some();
+            }
         }
+        m
     }
 }
 
@@ -669,7 +748,10 @@ impl TrainingQuery {
         };
         let out = models::generate(st, c.project_id, id, prompt, params)
             .await
-            .map_err(internal)?
+            .map_err(|e| match e.downcast_ref::<models::NotLocal>() {
+                Some(n) => gql_error(Code::InvalidInput, format!("{n}: use chat")),
+                None => internal(e),
+            })?
             .ok_or_else(|| gql_error(Code::NotFound, "model not found"))?;
         Ok(Generation {
             text: out.text,
@@ -764,8 +846,14 @@ impl TrainingMutation {
                 .await
                 .map_err(internal)?
         {
+            let (_, _, _, arch) = m.local().ok_or_else(|| {
+                gql_error(
+                    Code::InvalidInput,
+                    "model.name names an external model: only a model trained here can be fine-tuned further",
+                )
+            })?;
             let arch: ftl_trainer::ModelConfig =
-                serde_json::from_value(m.architecture).map_err(internal)?;
+                serde_json::from_value(arch.clone()).map_err(internal)?;
             extra_models.push((model_name.clone(), arch));
             base_model_id = Some(model_uuid);
             architecture = Some(arch);

@@ -159,13 +159,28 @@ pub async fn load(
     let Some(row) = ftl_projections::views::training::model(&st.db, project.0, model).await? else {
         return Ok(None);
     };
-    let arch: ftl_trainer::ModelConfig = serde_json::from_value(row.architecture.clone())?;
-    let weights = read(
-        st,
-        &Path::from(format!("{}/{MODEL_FILE}", row.checkpoint_path)),
-    )
-    .await?;
-    Ok(Some(Loaded { row, arch, weights }))
+    if row.local().is_none() {
+        return Err(NotLocal.into());
+    }
+    Ok(Some(load_row(st, row).await?))
+}
+
+/// The model is an external endpoint: it has no weights here.
+#[derive(Debug, thiserror::Error)]
+#[error("the model is served by an external endpoint, not trained here")]
+pub struct NotLocal;
+
+/// Reads the weights of a model trained here.
+pub async fn load_row(
+    st: &AppState,
+    row: ftl_projections::views::training::ModelRow,
+) -> anyhow::Result<Loaded> {
+    let Some((_, _, folder, arch)) = row.local() else {
+        return Err(NotLocal.into());
+    };
+    let arch: ftl_trainer::ModelConfig = serde_json::from_value(arch.clone())?;
+    let weights = read(st, &Path::from(format!("{folder}/{MODEL_FILE}"))).await?;
+    Ok(Loaded { row, arch, weights })
 }
 
 /// Generates from a model of the caller's project.

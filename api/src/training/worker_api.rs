@@ -280,7 +280,7 @@ async fn try_claim(st: &AppState, job: JobId, worker: &str) -> RestResult<Option
         Some(id) => training::model(&st.db, created.project_id.0, id)
             .await
             .map_err(RestError::internal)?
-            .map(|r| r.architecture),
+            .and_then(|r| r.local().map(|(_, _, _, arch)| arch.clone())),
         None => None,
     };
     Ok(Some(Claim {
@@ -455,7 +455,10 @@ async fn base_weights(
         .await
         .map_err(RestError::internal)?
         .ok_or_else(|| RestError::not_found("base model not found"))?;
-    let path = Path::from(format!("{}/{}", model.checkpoint_path, file));
+    let (_, _, folder, _) = model
+        .local()
+        .ok_or_else(|| RestError::not_found("the base model is not one trained here"))?;
+    let path = Path::from(format!("{folder}/{file}"));
     Ok(octets(read_object(&st, &path).await?))
 }
 

@@ -15,7 +15,7 @@ use crate::job::*;
 use crate::metrics::{MetricsLogged, MetricsLoggedV1};
 use crate::prediction::PredictionRecorded;
 use crate::project::*;
-use crate::registry::{DatasetRegistered, ModelRegistered};
+use crate::registry::{DatasetRegistered, ExternalModelRegistered, ModelPriceSet, ModelRegistered};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use thiserror::Error;
@@ -32,6 +32,8 @@ pub enum DomainEvent {
     LogsAppended(LogsAppended),
     DatasetRegistered(DatasetRegistered),
     ModelRegistered(ModelRegistered),
+    ExternalModelRegistered(ExternalModelRegistered),
+    ModelPriceSet(ModelPriceSet),
     PredictionRecorded(PredictionRecorded),
     ThumbSet(ThumbSet),
     Evaluated(Evaluated),
@@ -105,6 +107,9 @@ pub const SCHEMAS: &[(&str, u32)] = &[
     ("dataset.registered", 1),
     ("model.registered", 1),
     ("prediction.recorded", 1),
+    ("prediction.recorded", 2),
+    ("model.external_registered", 1),
+    ("model.price_set", 1),
     ("prediction.thumb_set", 1),
     ("prediction.evaluated", 1),
     ("prediction.rated", 1),
@@ -157,6 +162,8 @@ impl DomainEvent {
             Self::LogsAppended(_) => "job.logs_appended",
             Self::DatasetRegistered(_) => "dataset.registered",
             Self::ModelRegistered(_) => "model.registered",
+            Self::ExternalModelRegistered(_) => "model.external_registered",
+            Self::ModelPriceSet(_) => "model.price_set",
             Self::PredictionRecorded(_) => "prediction.recorded",
             Self::ThumbSet(_) => "prediction.thumb_set",
             Self::Evaluated(_) => "prediction.evaluated",
@@ -202,6 +209,8 @@ impl DomainEvent {
             Self::LogsAppended(e) => to_value(e),
             Self::DatasetRegistered(e) => to_value(e),
             Self::ModelRegistered(e) => to_value(e),
+            Self::ExternalModelRegistered(e) => to_value(e),
+            Self::ModelPriceSet(e) => to_value(e),
             Self::PredictionRecorded(e) => to_value(e),
             Self::ThumbSet(e) => to_value(e),
             Self::Evaluated(e) => to_value(e),
@@ -254,6 +263,10 @@ impl DomainEvent {
             "job.logs_appended" => Self::LogsAppended(de(payload).map_err(malformed)?),
             "dataset.registered" => Self::DatasetRegistered(de(payload).map_err(malformed)?),
             "model.registered" => Self::ModelRegistered(de(payload).map_err(malformed)?),
+            "model.external_registered" => {
+                Self::ExternalModelRegistered(de(payload).map_err(malformed)?)
+            }
+            "model.price_set" => Self::ModelPriceSet(de(payload).map_err(malformed)?),
             "prediction.recorded" => Self::PredictionRecorded(de(payload).map_err(malformed)?),
             "prediction.thumb_set" => Self::ThumbSet(de(payload).map_err(malformed)?),
             "prediction.evaluated" => Self::Evaluated(de(payload).map_err(malformed)?),
@@ -432,6 +445,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn prediction_recorded_v1_upcasts_as_a_local_tokenizer_count() {
+        let event =
+            DomainEvent::decode("prediction.recorded", 1, fixture("prediction.recorded", 1))
+                .unwrap();
+        let DomainEvent::PredictionRecorded(p) = event else {
+            panic!()
+        };
+        assert_eq!(p.usage_source, "tokenizer");
+        assert_eq!(p.model_version, "");
+        assert_eq!(p.cost_usd, None);
+        assert_eq!((p.prompt_tokens, p.completion_tokens), (14, 15));
     }
 
     #[test]

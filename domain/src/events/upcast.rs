@@ -33,6 +33,15 @@ fn step(event_type: &str, from: u32, mut payload: Value) -> Result<Value, String
             obj.entry("start_time_ms").or_insert(Value::Null);
             Ok(payload)
         }
+        // v1 predictions were all local models counted by their tokenizer,
+        // with no price table.
+        ("prediction.recorded", 1) => {
+            let obj = payload.as_object_mut().ok_or("payload is not an object")?;
+            obj.entry("model_version").or_insert_with(|| json!(""));
+            obj.entry("usage_source")
+                .or_insert_with(|| json!("tokenizer"));
+            Ok(payload)
+        }
         _ => Err(format!("no upcaster from {event_type} v{from}")),
     }
 }

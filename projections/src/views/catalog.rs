@@ -167,6 +167,8 @@ impl Projection for CatalogProjection {
                 | DomainEvent::LogsAppended(_)
                 | DomainEvent::DatasetRegistered(_)
                 | DomainEvent::ModelRegistered(_)
+                | DomainEvent::ExternalModelRegistered(_)
+                | DomainEvent::ModelPriceSet(_)
                 | DomainEvent::PredictionRecorded(_)
                 | DomainEvent::ThumbSet(_)
                 | DomainEvent::Evaluated(_)

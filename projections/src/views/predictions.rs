@@ -29,18 +29,46 @@ impl Projection for PredictionsProjection {
         ]
     }
 
+    fn hidden_tables(&self) -> &'static [&'static str] {
+        // SQLite's FTS5 index; PostgreSQL keeps a tsvector column instead.
+        &["predictions_fts"]
+    }
+
     fn ddl(&self, postgres: bool, s: &str) -> String {
         let t = types(postgres);
         let (u, ts, f) = (t.uuid, t.ts, t.float);
+        // Full text over the messages and the response: a tsvector column
+        // with a GIN index on PostgreSQL, a contentless FTS5 index keyed by
+        // `seq` on SQLite (the text is stored once, in the table).
+        let (search_col, search_index) = if postgres {
+            (
+                ", search TSVECTOR NOT NULL".to_string(),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS predictions{s}_search ON predictions{s} USING GIN (search);"
+                ),
+            )
+        } else {
+            (
+                String::new(),
+                format!(
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS predictions_fts{s} USING fts5(body, content='', \
+                     tokenize='porter unicode61 remove_diacritics 2');"
+                ),
+            )
+        };
         format!(
             "CREATE TABLE IF NOT EXISTS predictions{s} (
                 prediction_id {u} PRIMARY KEY, project_id {u} NOT NULL, model_id {u} NOT NULL,
                 model_name TEXT NOT NULL, messages TEXT NOT NULL, response TEXT NOT NULL,
                 finish_reason TEXT NOT NULL, params TEXT NOT NULL, latency_ms {f} NOT NULL,
                 ttft_ms {f}, prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL,
-                source TEXT NOT NULL, started_at {ts} NOT NULL, seq BIGINT NOT NULL);
+                model_version TEXT NOT NULL, usage_source TEXT NOT NULL, cost_usd {f},
+                source TEXT NOT NULL, started_at {ts} NOT NULL, seq BIGINT NOT NULL{search_col});
+             {search_index}
              CREATE INDEX IF NOT EXISTS predictions{s}_by_project ON predictions{s} (project_id, seq);
+             CREATE INDEX IF NOT EXISTS predictions{s}_by_latency ON predictions{s} (project_id, latency_ms, seq);
              CREATE INDEX IF NOT EXISTS predictions{s}_by_model ON predictions{s} (project_id, model_id, seq);
+             CREATE INDEX IF NOT EXISTS predictions{s}_by_model_time ON predictions{s} (model_id, started_at);
              CREATE TABLE IF NOT EXISTS thumbs{s} (
                 prediction_id {u} NOT NULL, rater TEXT NOT NULL, up BOOLEAN, at {ts} NOT NULL,
                 PRIMARY KEY (prediction_id, rater));
@@ -153,37 +181,81 @@ impl Projection for PredictionsProjection {
     }
 }
 
+/// The text search looks in: every message's content, then the response.
+fn search_text(e: &ftl_domain::prediction::PredictionRecorded) -> String {
+    let mut text = String::new();
+    for m in &e.messages {
+        text.push_str(&m.content);
+        text.push('\n');
+    }
+    text.push_str(&e.response);
+    text
+}
+
+/// The text search configuration of PostgreSQL (English stemming, like
+/// SQLite's porter tokenizer).
+const PG_TEXT_CONFIG: &str = "english";
+
 async fn record(
     tx: &mut DbTx,
     s: &str,
     d: &Decoded,
     e: &ftl_domain::prediction::PredictionRecorded,
 ) -> Result<(), ProjectionError> {
+    let postgres = tx.is_postgres();
+    let (search_col, search_val) = if postgres {
+        (
+            ", search",
+            format!(", to_tsvector('{PG_TEXT_CONFIG}', $19)"),
+        )
+    } else {
+        ("", String::new())
+    };
     let sql = format!(
         "INSERT INTO predictions{s} (prediction_id, project_id, model_id, model_name, messages, response,
-            finish_reason, params, latency_ms, ttft_ms, prompt_tokens, completion_tokens, source, started_at, seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT DO NOTHING"
+            finish_reason, params, latency_ms, ttft_ms, prompt_tokens, completion_tokens, model_version,
+            usage_source, cost_usd, source, started_at, seq{search_col})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18{search_val})
+         ON CONFLICT DO NOTHING"
     );
     let started = DateTime::<Utc>::from_timestamp_millis(e.started_ms).unwrap_or(d.recorded_at);
-    execute!(
-        tx,
-        sql,
-        e.prediction_id.0,
-        e.project_id.0,
-        e.model_id,
-        &e.model_name,
-        serde_json::to_string(&e.messages).unwrap_or_else(|_| "[]".into()),
-        &e.response,
-        &e.finish_reason,
-        e.params.to_string(),
-        e.latency_ms,
-        e.ttft_ms,
-        e.prompt_tokens as i64,
-        e.completion_tokens as i64,
-        &e.source,
-        started,
-        d.position as i64
-    )?;
+    let text = search_text(e);
+    let messages = serde_json::to_string(&e.messages).unwrap_or_else(|_| "[]".into());
+    let params = e.params.to_string();
+    let seq = d.position as i64;
+    macro_rules! insert {
+        ($($extra:expr),*) => {
+            execute!(
+                tx,
+                sql,
+                e.prediction_id.0,
+                e.project_id.0,
+                e.model_id,
+                &e.model_name,
+                &messages,
+                &e.response,
+                &e.finish_reason,
+                &params,
+                e.latency_ms,
+                e.ttft_ms,
+                e.prompt_tokens as i64,
+                e.completion_tokens as i64,
+                &e.model_version,
+                &e.usage_source,
+                e.cost_usd,
+                &e.source,
+                started,
+                seq
+                $(, $extra)*
+            )
+        };
+    }
+    if postgres {
+        insert!(&text)?;
+    } else if insert!()? == 1 {
+        let sql = format!("INSERT INTO predictions_fts{s} (rowid, body) VALUES ($1, $2)");
+        execute!(tx, sql, seq, &text)?;
+    }
     Ok(())
 }
 
@@ -200,6 +272,10 @@ pub struct PredictionRow {
     pub ttft_ms: Option<f64>,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    pub model_version: String,
+    /// `tokenizer`, `provider` or `none`.
+    pub usage_source: String,
+    pub cost_usd: Option<f64>,
     pub source: String,
     pub started_at: DateTime<Utc>,
     pub seq: i64,
@@ -223,6 +299,9 @@ macro_rules! prediction_row {
                 ttft_ms: r.try_get("ttft_ms")?,
                 prompt_tokens: r.try_get("prompt_tokens")?,
                 completion_tokens: r.try_get("completion_tokens")?,
+                model_version: r.try_get("model_version")?,
+                usage_source: r.try_get("usage_source")?,
+                cost_usd: r.try_get("cost_usd")?,
                 source: r.try_get("source")?,
                 started_at: r.try_get("started_at")?,
                 seq: r.try_get("seq")?,
@@ -231,41 +310,192 @@ macro_rules! prediction_row {
     }};
 }
 
+/// Which predictions to list (every field narrows; none: all of the project's).
 #[derive(Debug, Clone, Default)]
 pub struct PredictionFilter {
     pub model_id: Option<Uuid>,
-    /// A substring of the prompt or response (case-insensitive).
+    /// Words that must all appear in the messages or the response (full
+    /// text: case, accents and English word endings do not matter).
     pub search: Option<String>,
+    /// Started at or after / before.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// A failure tag of a current evaluation (any rater).
+    pub tag: Option<String>,
+    /// A current overall rating (any rater) at least / at most this.
+    pub min_rating: Option<i64>,
+    pub max_rating: Option<i64>,
+    pub outcome: Option<Outcome>,
+    /// `graphql`, `openai_api` or `comparison`.
+    pub source: Option<String>,
 }
 
-/// Newest first; `before_seq` is the cursor.
+/// A judged outcome (any rater's current judgment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Evaluated as a success / a failure.
+    Success,
+    Failure,
+    ThumbsUp,
+    ThumbsDown,
+}
+
+/// Orders of the predictions table; each pages by cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PredictionSort {
+    #[default]
+    Newest,
+    Oldest,
+    Slowest,
+    Fastest,
+}
+
+/// Where a page ends: the last row's sort key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cursor {
+    pub seq: i64,
+    pub latency_ms: f64,
+}
+
+impl Cursor {
+    pub fn of(row: &PredictionRow) -> Self {
+        Cursor {
+            seq: row.seq,
+            latency_ms: row.latency_ms,
+        }
+    }
+}
+
+/// The words of a search as an FTS5 query: each a quoted term (so no
+/// character of the input is FTS5 syntax), all required. `None`: no word.
+pub fn fts5_query(search: &str) -> Option<String> {
+    let terms: Vec<String> = search
+        .split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .take(32)
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// A page of predictions in `sort` order after `after`.
 pub async fn predictions(
     db: &Db,
     project: Uuid,
     filter: &PredictionFilter,
-    before_seq: Option<i64>,
+    sort: PredictionSort,
+    after: Option<Cursor>,
     limit: i64,
 ) -> Result<Vec<PredictionRow>, sqlx::Error> {
-    let like = filter
-        .search
+    let postgres = matches!(db, Db::Postgres(_));
+    let search = match filter.search.as_deref().map(str::trim) {
+        Some(s) if !s.is_empty() => Some(s),
+        _ => None,
+    };
+    // Full text: SQLite walks its FTS5 index (newest match first, joined to
+    // the table by seq); PostgreSQL filters by the GIN-indexed tsvector.
+    let (from, search_cond, search_bind) = match search {
+        None => ("predictions p".to_string(), "", None),
+        Some(q) if postgres => (
+            "predictions p".to_string(),
+            "AND p.search @@ websearch_to_tsquery('english', $15)",
+            Some(q.to_string()),
+        ),
+        Some(q) => {
+            let Some(fts) = fts5_query(q) else {
+                return Ok(vec![]);
+            };
+            let g: i64 = crate::on_pool!(db, |pool| {
+                sqlx::query_scalar(
+                    "SELECT generation FROM projection_active WHERE name = 'predictions'",
+                )
+                .fetch_one(pool)
+                .await?
+            });
+            let t = format!("predictions_fts{}", crate::runner::suffix(g));
+            (
+                format!("{t} f JOIN predictions p ON p.project_id = $1 AND p.seq = f.rowid"),
+                "AND f.body MATCH $15",
+                Some(fts),
+            )
+        }
+    };
+    let key = if search.is_some() && !postgres {
+        "f.rowid"
+    } else {
+        "p.seq"
+    };
+    let (cursor_cond, order) = match sort {
+        PredictionSort::Newest => (format!("{key} < $12"), format!("{key} DESC")),
+        PredictionSort::Oldest => (format!("{key} > $12"), format!("{key} ASC")),
+        PredictionSort::Slowest => (
+            "(p.latency_ms < $13 OR (p.latency_ms = $13 AND p.seq < $12))".to_string(),
+            "p.latency_ms DESC, p.seq DESC".to_string(),
+        ),
+        PredictionSort::Fastest => (
+            "(p.latency_ms > $13 OR (p.latency_ms = $13 AND p.seq > $12))".to_string(),
+            "p.latency_ms ASC, p.seq ASC".to_string(),
+        ),
+    };
+    let (cursor_seq, cursor_latency, use_cursor) = match after {
+        Some(c) => (c.seq, c.latency_ms, true),
+        None => (0, 0.0, false),
+    };
+    let sql = format!(
+        "SELECT p.* FROM {from} WHERE p.project_id = $1
+           AND ($2 IS NULL OR p.model_id = $2)
+           AND ($3 IS NULL OR p.started_at >= $3)
+           AND ($4 IS NULL OR p.started_at < $4)
+           AND ($5 IS NULL OR EXISTS (SELECT 1 FROM evaluations e WHERE e.prediction_id = p.prediction_id AND e.tags LIKE $5 ESCAPE '\\'))
+           AND ($6 IS NULL OR EXISTS (SELECT 1 FROM ratings r WHERE r.prediction_id = p.prediction_id AND r.overall >= $6))
+           AND ($7 IS NULL OR EXISTS (SELECT 1 FROM ratings r WHERE r.prediction_id = p.prediction_id AND r.overall <= $7))
+           AND ($8 IS NULL OR EXISTS (SELECT 1 FROM evaluations e WHERE e.prediction_id = p.prediction_id AND e.success = $8))
+           AND ($9 IS NULL OR EXISTS (SELECT 1 FROM thumbs t WHERE t.prediction_id = p.prediction_id AND t.up = $9))
+           AND ($10 IS NULL OR p.source = $10)
+           AND ($11 = 0 OR {cursor_cond})
+           {search_cond}
+         ORDER BY {order} LIMIT $14"
+    );
+    // Tags are stored as a JSON array of strings: match the quoted tag.
+    let tag = filter
+        .tag
         .as_ref()
-        .map(|t| format!("%{}%", super::catalog::escape_like(&t.to_lowercase())));
-    let sql = "SELECT * FROM predictions WHERE project_id = $1
-                 AND ($2 IS NULL OR model_id = $2)
-                 AND ($3 IS NULL OR LOWER(messages) LIKE $3 ESCAPE '\\' OR LOWER(response) LIKE $3 ESCAPE '\\')
-                 AND seq < $4
-               ORDER BY seq DESC LIMIT $5";
-    crate::on_pool!(db, |pool| sqlx::query(sql)
-        .bind(project)
-        .bind(filter.model_id)
-        .bind(like)
-        .bind(before_seq.unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| prediction_row!(r))
-        .collect())
+        .map(|t| format!("%\"{}\"%", super::catalog::escape_like(t)));
+    let evaluated = match filter.outcome {
+        Some(Outcome::Success) => Some(true),
+        Some(Outcome::Failure) => Some(false),
+        _ => None,
+    };
+    let thumb = match filter.outcome {
+        Some(Outcome::ThumbsUp) => Some(true),
+        Some(Outcome::ThumbsDown) => Some(false),
+        _ => None,
+    };
+    crate::on_pool!(db, |pool| {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(project)
+            .bind(filter.model_id)
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(tag.clone())
+            .bind(filter.min_rating)
+            .bind(filter.max_rating)
+            .bind(evaluated)
+            .bind(thumb)
+            .bind(filter.source.clone())
+            .bind(i64::from(use_cursor))
+            .bind(cursor_seq)
+            .bind(cursor_latency)
+            .bind(limit);
+        if let Some(b) = &search_bind {
+            q = q.bind(b.clone());
+        }
+        q.fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| prediction_row!(r))
+            .collect()
+    })
 }
 
 pub async fn prediction(
@@ -381,6 +611,52 @@ pub async fn feedback_history(
                     serde_json::from_str(&payload).unwrap_or_default(),
                     r.try_get("at")?,
                 ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+    })
+}
+
+/// One exchange as the usage history reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRow {
+    pub started_at: DateTime<Utc>,
+    pub latency_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_usd: Option<f64>,
+}
+
+/// A model's exchanges in `[from, to)`, oldest first (at most 1,000,000).
+pub async fn usage(
+    db: &Db,
+    project: Uuid,
+    model: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<UsageRow>, sqlx::Error> {
+    let sql = "SELECT started_at, latency_ms, ttft_ms, prompt_tokens, completion_tokens, cost_usd
+               FROM predictions WHERE model_id = $1 AND project_id = $2
+                 AND started_at >= $3 AND started_at < $4
+               ORDER BY started_at LIMIT 1000000";
+    crate::on_pool!(db, |pool| {
+        let rows = sqlx::query(sql)
+            .bind(model)
+            .bind(project)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UsageRow {
+                    started_at: r.try_get("started_at")?,
+                    latency_ms: r.try_get("latency_ms")?,
+                    ttft_ms: r.try_get("ttft_ms")?,
+                    prompt_tokens: r.try_get("prompt_tokens")?,
+                    completion_tokens: r.try_get("completion_tokens")?,
+                    cost_usd: r.try_get("cost_usd")?,
+                })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
     })

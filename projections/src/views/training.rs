@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use ftl_commands::Db;
 use ftl_domain::DomainEvent;
 use ftl_domain::job::{JobEvent, ManagedEvent};
+use ftl_domain::registry::Capabilities;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -71,10 +72,13 @@ impl Projection for TrainingProjection {
                 size BIGINT NOT NULL, sha256 TEXT NOT NULL, kind TEXT NOT NULL, examples BIGINT NOT NULL,
                 created_at {ts} NOT NULL, seq BIGINT NOT NULL);
              CREATE TABLE IF NOT EXISTS models{s} (
-                model_id {u} PRIMARY KEY, project_id {u} NOT NULL, name TEXT NOT NULL, job_id {u} NOT NULL,
-                checkpoint_step BIGINT NOT NULL, checkpoint_path TEXT NOT NULL, base_model TEXT NOT NULL,
-                dataset_digest TEXT NOT NULL, architecture TEXT NOT NULL, created_at {ts} NOT NULL,
-                seq BIGINT NOT NULL);"
+                model_id {u} PRIMARY KEY, project_id {u} NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
+                job_id {u}, checkpoint_step BIGINT, checkpoint_path TEXT, base_model TEXT,
+                dataset_digest TEXT, architecture TEXT,
+                provider TEXT, base_url TEXT, remote_model TEXT, api_key_sealed TEXT,
+                capabilities TEXT NOT NULL, capabilities_source TEXT NOT NULL,
+                input_usd_per_mtok {f}, output_usd_per_mtok {f},
+                created_at {ts} NOT NULL, seq BIGINT NOT NULL);"
         )
     }
 
@@ -83,6 +87,8 @@ impl Projection for TrainingProjection {
             || event_type == "job.created"
             || event_type == "dataset.registered"
             || event_type == "model.registered"
+            || event_type == "model.external_registered"
+            || event_type == "model.price_set"
             || ManagedEvent::TYPES.contains(&event_type)
     }
 
@@ -138,9 +144,10 @@ impl Projection for TrainingProjection {
                 }
                 DomainEvent::ModelRegistered(e) => {
                     let sql = format!(
-                        "INSERT INTO models{s} (model_id, project_id, name, job_id, checkpoint_step, checkpoint_path,
-                            base_model, dataset_digest, architecture, created_at, seq)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
+                        "INSERT INTO models{s} (model_id, project_id, name, kind, job_id, checkpoint_step, checkpoint_path,
+                            base_model, dataset_digest, architecture, capabilities, capabilities_source, created_at, seq)
+                         VALUES ($1, $2, $3, 'local', $4, $5, $6, $7, $8, $9, $10, 'default', $11, $12)
+                         ON CONFLICT DO NOTHING"
                     );
                     execute!(
                         tx,
@@ -154,8 +161,43 @@ impl Projection for TrainingProjection {
                         &e.base_model,
                         &e.dataset_digest,
                         e.architecture.to_string(),
+                        json_text(&LOCAL_CAPABILITIES),
                         at,
                         pos
+                    )?;
+                }
+                DomainEvent::ExternalModelRegistered(e) => {
+                    let sql = format!(
+                        "INSERT INTO models{s} (model_id, project_id, name, kind, provider, base_url, remote_model,
+                            api_key_sealed, capabilities, capabilities_source, created_at, seq)
+                         VALUES ($1, $2, $3, 'external', $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
+                    );
+                    execute!(
+                        tx,
+                        sql,
+                        e.model_id.0,
+                        e.project_id.0,
+                        &e.name,
+                        &e.provider,
+                        &e.base_url,
+                        &e.remote_model,
+                        e.api_key_sealed.clone(),
+                        json_text(&e.capabilities),
+                        &e.capabilities_source,
+                        at,
+                        pos
+                    )?;
+                }
+                DomainEvent::ModelPriceSet(e) => {
+                    let sql = format!(
+                        "UPDATE models{s} SET input_usd_per_mtok = $1, output_usd_per_mtok = $2 WHERE model_id = $3"
+                    );
+                    execute!(
+                        tx,
+                        sql,
+                        e.input_usd_per_mtok,
+                        e.output_usd_per_mtok,
+                        e.model_id.0
                     )?;
                 }
                 DomainEvent::Job(JobEvent::Managed(m)) => apply_managed(tx, s, d, m).await?,
@@ -692,35 +734,125 @@ pub async fn datasets(db: &Db, project: Uuid, limit: i64) -> Result<Vec<DatasetR
         .collect())
 }
 
+/// What serves a model: its weights here, or another API.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    /// A checkpoint trained here, with its lineage.
+    Local {
+        job_id: Uuid,
+        checkpoint_step: i64,
+        checkpoint_path: String,
+        base_model: String,
+        dataset_digest: String,
+        architecture: serde_json::Value,
+    },
+    /// An OpenAI-compatible or Anthropic endpoint.
+    External {
+        provider: String,
+        base_url: String,
+        remote_model: String,
+        /// Sealed; opened only to call the provider.
+        api_key_sealed: Option<String>,
+    },
+}
+
+/// Models trained here stream their answers; the rest they lack.
+pub const LOCAL_CAPABILITIES: Capabilities = Capabilities {
+    streaming: true,
+    tools: false,
+    vision: false,
+    json_mode: false,
+};
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelRow {
     pub model_id: Uuid,
     pub project_id: Uuid,
     pub name: String,
-    pub job_id: Uuid,
-    pub checkpoint_step: i64,
-    pub checkpoint_path: String,
-    pub base_model: String,
-    pub dataset_digest: String,
-    pub architecture: serde_json::Value,
+    pub source: ModelSource,
+    pub capabilities: Capabilities,
+    /// `declared` or `default`.
+    pub capabilities_source: String,
+    /// USD per million input and output tokens, when priced.
+    pub price: Option<(f64, f64)>,
     pub created_at: DateTime<Utc>,
+}
+
+impl ModelRow {
+    /// The lineage of a model trained here.
+    pub fn local(&self) -> Option<(Uuid, i64, &str, &serde_json::Value)> {
+        match &self.source {
+            ModelSource::Local {
+                job_id,
+                checkpoint_step,
+                checkpoint_path,
+                architecture,
+                ..
+            } => Some((*job_id, *checkpoint_step, checkpoint_path, architecture)),
+            ModelSource::External { .. } => None,
+        }
+    }
+
+    /// The cost of an exchange at this model's price, if it has one.
+    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> Option<f64> {
+        self.price.map(|(input, output)| {
+            (prompt_tokens as f64 * input + completion_tokens as f64 * output) / 1_000_000.0
+        })
+    }
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 macro_rules! model_row {
     ($r:expr) => {{
         let r = $r;
         (|| -> Result<ModelRow, sqlx::Error> {
-            let arch: String = r.try_get("architecture")?;
+            let kind: String = r.try_get("kind")?;
+            let source = if kind == "local" {
+                let arch: Option<String> = r.try_get("architecture")?;
+                ModelSource::Local {
+                    job_id: r.try_get::<Option<Uuid>, _>("job_id")?.unwrap_or_default(),
+                    checkpoint_step: r.try_get::<Option<i64>, _>("checkpoint_step")?.unwrap_or(0),
+                    checkpoint_path: r
+                        .try_get::<Option<String>, _>("checkpoint_path")?
+                        .unwrap_or_default(),
+                    base_model: r
+                        .try_get::<Option<String>, _>("base_model")?
+                        .unwrap_or_default(),
+                    dataset_digest: r
+                        .try_get::<Option<String>, _>("dataset_digest")?
+                        .unwrap_or_default(),
+                    architecture: arch
+                        .and_then(|a| serde_json::from_str(&a).ok())
+                        .unwrap_or_default(),
+                }
+            } else {
+                ModelSource::External {
+                    provider: r
+                        .try_get::<Option<String>, _>("provider")?
+                        .unwrap_or_default(),
+                    base_url: r
+                        .try_get::<Option<String>, _>("base_url")?
+                        .unwrap_or_default(),
+                    remote_model: r
+                        .try_get::<Option<String>, _>("remote_model")?
+                        .unwrap_or_default(),
+                    api_key_sealed: r.try_get("api_key_sealed")?,
+                }
+            };
+            let caps: String = r.try_get("capabilities")?;
+            let input: Option<f64> = r.try_get("input_usd_per_mtok")?;
+            let output: Option<f64> = r.try_get("output_usd_per_mtok")?;
             Ok(ModelRow {
                 model_id: r.try_get("model_id")?,
                 project_id: r.try_get("project_id")?,
                 name: r.try_get("name")?,
-                job_id: r.try_get("job_id")?,
-                checkpoint_step: r.try_get("checkpoint_step")?,
-                checkpoint_path: r.try_get("checkpoint_path")?,
-                base_model: r.try_get("base_model")?,
-                dataset_digest: r.try_get("dataset_digest")?,
-                architecture: serde_json::from_str(&arch).unwrap_or_default(),
+                source,
+                capabilities: serde_json::from_str(&caps).unwrap_or_default(),
+                capabilities_source: r.try_get("capabilities_source")?,
+                price: input.zip(output),
                 created_at: r.try_get("created_at")?,
             })
         })()
