@@ -7,6 +7,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod egress;
+pub mod exports;
 pub mod graphql;
 pub mod mlflow;
 pub mod objects;

@@ -115,6 +115,7 @@ pub async fn build_server(config: Config) -> anyhow::Result<Server> {
             .configure(crate::training::worker_api::configure)
             .configure(crate::training::http::configure)
             .configure(crate::openai::configure)
+            .configure(crate::exports::configure)
     })
     .listen(listener)?
     .shutdown_timeout(state.config.server.shutdown_timeout_s);

@@ -180,6 +180,10 @@ async fn feedback_and_agreement(backend: Backend) {
         (false, vec!["hallucination"]),
         (false, vec!["incorrect_info"]),
     ];
+    // A moment between the ratings and the evaluations, for as-of views.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before_evaluations = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
     for (p, (ok, tags)) in preds.iter().zip(&t1) {
         s.ok(&key, EVAL, json!({"p": p, "s": ok, "t": tags})).await;
     }
@@ -232,6 +236,9 @@ async fn feedback_and_agreement(backend: Backend) {
 
     // Thumbs: up, then down, then cleared — every change kept.
     s.ok(&key, THUMB, json!({"p": preds[1], "u": true})).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let while_up = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(50)).await;
     s.ok(&key, THUMB, json!({"p": preds[1], "u": false})).await;
     let sum = s
         .ok(
@@ -421,6 +428,172 @@ async fn feedback_and_agreement(backend: Backend) {
         )
         .await,
         "INVALID_INPUT"
+    );
+
+    // Trends of judgments, now and as of earlier moments (from the log).
+    let trends = |as_of: Option<chrono::DateTime<chrono::Utc>>| {
+        let s = &s;
+        let key = key.clone();
+        let model = model.clone();
+        async move {
+            let q = "query($m: ID, $a: DateTime) { judgmentTrends(modelId: $m, bucket: ALL, asOf: $a) { predictions judged thumbsUp thumbsDown evaluations successRate ratings meanOverall failureTags { tag count } } }";
+            s.ok(
+                &key,
+                q,
+                json!({"m": model, "a": as_of.map(|t| t.to_rfc3339())}),
+            )
+            .await["judgmentTrends"][0]
+                .clone()
+        }
+    };
+    let now = trends(None).await;
+    let overall_sum: i64 = R1.iter().chain(R2.iter()).sum();
+    assert_eq!(now["predictions"], 12);
+    assert_eq!(now["judged"], 12);
+    assert_eq!(
+        (now["thumbsUp"].as_i64(), now["thumbsDown"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(now["evaluations"], 12);
+    close(&now["successRate"], successes.len() as f64 / 12.0);
+    assert_eq!(now["ratings"], 20);
+    close(&now["meanOverall"], overall_sum as f64 / 20.0);
+    assert_eq!(
+        now["failureTags"][0],
+        json!({"tag": "hallucination", "count": 4})
+    );
+    let earlier = trends(Some(before_evaluations)).await;
+    assert_eq!(
+        (
+            earlier["evaluations"].as_i64(),
+            earlier["thumbsUp"].as_i64()
+        ),
+        (Some(0), Some(0))
+    );
+    assert_eq!(earlier["successRate"], Value::Null);
+    assert_eq!(earlier["ratings"], 20, "the ratings came before");
+    let up = trends(Some(while_up)).await;
+    assert_eq!(
+        (
+            up["thumbsUp"].as_i64(),
+            up["thumbsDown"].as_i64(),
+            up["evaluations"].as_i64()
+        ),
+        (Some(1), Some(0), Some(12))
+    );
+    let days = s
+        .ok(
+            &key,
+            "query($m: ID) { judgmentTrends(modelId: $m, bucket: DAY) { start predictions } }",
+            json!({"m": model}),
+        )
+        .await["judgmentTrends"]
+        .clone();
+    let total: i64 = days
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["predictions"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 12);
+
+    // Exports of any filter: predictions (CSV), judgments (JSONL),
+    // conversations (JSON), streamed.
+    let export = |path: String| {
+        let s = &s;
+        let key = key.clone();
+        async move {
+            let r = s
+                .http
+                .get(format!("{}/api/v1/exports/{path}", s.base))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, body) = export(format!(
+        "predictions?format=csv&modelId={model}&outcome=failure"
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut csv = csv::Reader::from_reader(body.as_bytes());
+    let header: Vec<String> = csv.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(&header[..3], ["prediction_id", "started_at", "model_id"]);
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let records: Vec<csv::StringRecord> = csv.records().map(Result::unwrap).collect();
+    let mut got: Vec<String> = records
+        .iter()
+        .map(|r| r[col("prediction_id")].to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, of(&failures));
+    let second = records
+        .iter()
+        .find(|r| r[col("prediction_id")] == preds[1])
+        .unwrap();
+    assert_eq!(
+        &second[col("failure_tags")],
+        r#"["hallucination","incorrect_info"]"#
+    );
+    assert_eq!(&second[col("thumbs_down")], "0", "its thumb was cleared");
+    assert_eq!(&second[col("ratings")], "2");
+    let mean: f64 = second[col("mean_overall")].parse().unwrap();
+    close(&json!(mean), (R1[1] + R2[1]) as f64 / 2.0);
+    let (status, body) = export("judgments?format=jsonl".into()).await;
+    assert_eq!(status, 200);
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // 20 ratings + 2 re-ratings, 12 evaluations, 5 thumbs (3 on preds[1]): every change kept.
+    assert_eq!(lines.len(), 22 + 12 + 5, "{body}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l["kind"] == "thumb" && l["prediction_id"] == preds[1])
+            .count(),
+        3
+    );
+    let (status, body) = export(format!("conversations?format=json&limit=5&modelId={model}")).await;
+    assert_eq!(status, 200);
+    let rows: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(rows.len(), 5);
+    for r in &rows {
+        let m = r["messages"].as_array().unwrap();
+        assert_eq!(m[0]["role"], "user");
+        assert_eq!(m.last().unwrap()["role"], "assistant");
+    }
+    let (status, body) = export("predictions?format=xml".into()).await;
+    assert_eq!(
+        (status, body.contains("invalid_input")),
+        (400, true),
+        "{body}"
+    );
+    let r = s
+        .http
+        .get(format!("{}/api/v1/exports/predictions", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (_, body) = export("predictions?format=json&search=zebra".into()).await;
+    assert_eq!(body, "[]");
+
+    // Selected conversations become a chat dataset a job can train on.
+    let d = s
+        .ok(
+            &key,
+            "mutation($p: [ID!]!) { createDatasetFromConversations(predictionIds: $p, datasetName: \"convos.jsonl\") { id kind examples } }",
+            json!({"p": preds[..4]}),
+        )
+        .await["createDatasetFromConversations"]
+        .clone();
+    assert_eq!(
+        (d["kind"].as_str(), d["examples"].as_i64()),
+        (Some("supervised"), Some(4)),
+        "{d}"
     );
 
     // A streaming client that goes away stops the generation; the exchange

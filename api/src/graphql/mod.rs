@@ -3,6 +3,7 @@
 mod chat;
 mod comparisons;
 mod errors;
+mod history;
 mod mutation;
 mod predictions;
 mod query;
@@ -25,6 +26,7 @@ pub struct Query(
     predictions::PredictionsQuery,
     predictions::FeedbackQuery,
     chat::ChatQuery,
+    history::HistoryQuery,
     comparisons::ComparisonQuery,
 );
 
@@ -34,6 +36,7 @@ pub struct Mutation(
     training::TrainingMutation,
     predictions::FeedbackMutation,
     chat::ChatMutation,
+    history::HistoryMutation,
     comparisons::ComparisonMutation,
 );
 

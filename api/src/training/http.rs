@@ -23,7 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-async fn caller(st: &AppState, req: &HttpRequest, needed: Scope) -> RestResult<Caller> {
+pub(crate) async fn caller(st: &AppState, req: &HttpRequest, needed: Scope) -> RestResult<Caller> {
     let key = auth::request_key(req.headers(), false);
     match auth::authenticate(&st.db, key.as_deref()).await {
         Ok(c) if c.scope.allows(needed) => Ok(c),
