@@ -1,5 +1,6 @@
 """The official `openai` Python client against FineTune Lab's
-OpenAI-compatible API, talking to a model trained here.
+OpenAI-compatible API, talking to a model trained here and to external
+models (OpenAI-compatible and Anthropic) registered behind it.
 
 Run by `api/tests/binary/openai_client.rs`, which starts the server, trains
 a small chat model and sets OPENAI_BASE_URL, OPENAI_API_KEY and
@@ -74,6 +75,61 @@ class OpenAiClientTest(unittest.TestCase):
         bad = OpenAI(api_key="ftl_not_a_key", max_retries=0)
         with self.assertRaises(openai.AuthenticationError):
             bad.models.list()
+
+
+EXTERNAL = os.environ.get("FTL_EXTERNAL_OPENAI_ID")
+
+
+@unittest.skipUnless(EXTERNAL, "no external models registered")
+class ExternalModelsTest(unittest.TestCase):
+    """Models served by other APIs, through FineTune Lab's: the test's
+    provider answers `echo: <last user message>` in 4-byte pieces and
+    counts prompt tokens as the bytes of the messages' contents."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.client = OpenAI(max_retries=0)
+
+    def test_an_openai_compatible_model_answers_with_the_providers_usage(self):
+        r = self.client.chat.completions.create(
+            model=EXTERNAL, messages=[{"role": "user", "content": "hello there"}], max_tokens=16
+        )
+        self.assertEqual(r.choices[0].message.content, "echo: hello there")
+        self.assertEqual(r.choices[0].finish_reason, "stop")
+        self.assertEqual(r.usage.prompt_tokens, len("hello there"))
+        self.assertEqual(r.usage.completion_tokens, -(-len("echo: hello there") // 4))
+
+    def test_streams_pass_through_piece_by_piece(self):
+        chunks = list(
+            self.client.chat.completions.create(
+                model=EXTERNAL,
+                messages=[{"role": "user", "content": "stream it"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+        self.assertEqual("".join(pieces), "echo: stream it")
+        self.assertEqual(len(pieces), -(-len("echo: stream it") // 4))
+        self.assertEqual(chunks[-1].usage.prompt_tokens, len("stream it"))
+
+    def test_an_anthropic_model_speaks_openai_here(self):
+        r = self.client.chat.completions.create(
+            model=os.environ["FTL_EXTERNAL_ANTHROPIC_ID"],
+            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi claude"}],
+            max_tokens=16,
+        )
+        self.assertEqual(r.choices[0].message.content, "echo: hi claude")
+        self.assertEqual(r.choices[0].finish_reason, "stop")
+        self.assertEqual(r.usage.prompt_tokens, len("Be brief.") + len("hi claude"))
+
+    def test_a_provider_refusal_is_a_gateway_error(self):
+        with self.assertRaises(openai.InternalServerError) as e:
+            self.client.chat.completions.create(
+                model=os.environ["FTL_EXTERNAL_BAD_KEY_ID"], messages=[{"role": "user", "content": "hi"}]
+            )
+        self.assertEqual(e.exception.status_code, 502)
+        self.assertIn("Incorrect API key", str(e.exception))
 
 
 if __name__ == "__main__":

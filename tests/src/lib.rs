@@ -7,6 +7,8 @@ use ftl_commands::db::DbOptions;
 use ftl_commands::store::{DynStore, postgres::PostgresEventStore, sqlite::SqliteEventStore};
 use std::sync::Arc;
 
+pub mod mock_provider;
+
 pub fn pg_admin_url() -> String {
     std::env::var("FTL_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())

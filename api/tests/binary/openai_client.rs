@@ -1,7 +1,9 @@
 //! The official `openai` Python client (from PyPI) against the real binary,
 //! on SQLite and PostgreSQL, talking to a model trained here: models list,
-//! chat completions plain and streamed, length cut-off, error types. Then
-//! every exchange is in the predictions table with its tokens and timings.
+//! chat completions plain and streamed, length cut-off, error types — and
+//! to external models behind it (a local server speaking the OpenAI and
+//! Anthropic wire formats). Then every exchange is in the predictions
+//! table with its tokens and timings.
 //!
 //! `scripts/test.sh` installs the client and sets `FTL_TEST_PYTHON`; without
 //! it (a bare `cargo test`) this test says so and passes vacuously.
@@ -51,8 +53,40 @@ async fn openai_client_suite(backend: Backend) {
         .trim()
         .to_string();
     let http = reqwest::Client::new();
-    let server = ServerProcess::start(&db, &http).await;
+    let provider = ftl_tests::mock_provider::Mock::start().await;
+    let secret = ftl_api::secrets::generate_key();
+    let server = ServerProcess::start_with(&db, &http, |c| {
+        c.env("FTL__SECRETS__ENCRYPTION_KEY", &secret).env(
+            "FTL__EXTERNAL_MODELS__ALLOWED_NETWORKS",
+            "[\"127.0.0.1/32\"]",
+        )
+    })
+    .await;
     let base = server.base.clone();
+    // External models behind the same API: OpenAI-compatible and Anthropic.
+    let register = "mutation($i: ExternalModelInput!) { registerExternalModel(input: $i) { id } }";
+    let mut external = vec![];
+    for (name, provider_name, path, remote, api_key) in [
+        ("oa", "openai", "/oa/v1", "gpt-mock", "sk-test-openai"),
+        ("an", "anthropic", "/an", "claude-mock", "sk-ant-test"),
+        ("bad", "openai", "/oa/v1", "gpt-mock", "sk-wrong"),
+    ] {
+        let d = gql(
+            &http,
+            &base,
+            &key,
+            register,
+            json!({"i": {"name": name, "provider": provider_name, "baseUrl": format!("{}{path}", provider.base),
+                          "remoteModel": remote, "apiKey": api_key}}),
+        )
+        .await;
+        external.push(
+            d["registerExternalModel"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
     // A chat model trained here by the server's own worker.
     let ds: Value = http
         .put(format!("{base}/api/v1/datasets?name=chats.jsonl"))
@@ -106,6 +140,9 @@ async fn openai_client_suite(backend: Backend) {
         .env("OPENAI_BASE_URL", format!("{base}/v1"))
         .env("OPENAI_API_KEY", &key)
         .env("FTL_MODEL_ID", &model)
+        .env("FTL_EXTERNAL_OPENAI_ID", &external[0])
+        .env("FTL_EXTERNAL_ANTHROPIC_ID", &external[1])
+        .env("FTL_EXTERNAL_BAD_KEY_ID", &external[2])
         .status()
         .unwrap();
     assert!(
@@ -149,6 +186,26 @@ async fn openai_client_suite(backend: Backend) {
         found["predictions"]["edges"].as_array().unwrap().len(),
         2,
         "{found}"
+    );
+    // The external exchanges: the provider's usage, its model version.
+    let q = "query($m: ID) { predictions(filter: {modelId: $m}, first: 50) { edges { node { usageSource modelVersion source promptTokens } } } }";
+    for (id, version, n) in [
+        (&external[0], "gpt-mock-2025-01-01", 2),
+        (&external[1], "claude-mock-20250101", 1),
+        (&external[2], "", 0),
+    ] {
+        let d = gql(&http, &base, &key, q, json!({"m": id})).await;
+        let nodes = d["predictions"]["edges"].as_array().unwrap();
+        assert_eq!(nodes.len(), n, "{d}");
+        for e in nodes {
+            assert_eq!(e["node"]["usageSource"], "provider");
+            assert_eq!(e["node"]["modelVersion"], version);
+            assert_eq!(e["node"]["source"], "openai_api");
+        }
+    }
+    assert_eq!(
+        provider.last("/messages").header("x-api-key"),
+        Some("sk-ant-test")
     );
     server.terminate();
 }
