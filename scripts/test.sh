@@ -31,10 +31,11 @@ VENV="${FTL_VENV:-$HOME/.cache/finetune-lab/venv}"
 MLFLOW_VERSION="3.17.2"
 MOTO_VERSION="5.1.18"
 OPENAI_VERSION="3.57.0"
-if ! "$VENV/bin/python" -c "import mlflow, moto, openai, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION' or moto.__version__ != '$MOTO_VERSION' or openai.__version__ != '$OPENAI_VERSION')" 2>/dev/null; then
-  echo "== installing mlflow-skinny $MLFLOW_VERSION, moto[server] $MOTO_VERSION and openai $OPENAI_VERSION into $VENV"
+DATASETS_VERSION="5.2.0"
+if ! "$VENV/bin/python" -c "import mlflow, moto, openai, datasets, sys; sys.exit(mlflow.__version__ != '$MLFLOW_VERSION' or moto.__version__ != '$MOTO_VERSION' or openai.__version__ != '$OPENAI_VERSION' or datasets.__version__ != '$DATASETS_VERSION')" 2>/dev/null; then
+  echo "== installing mlflow-skinny $MLFLOW_VERSION, moto[server] $MOTO_VERSION, openai $OPENAI_VERSION and datasets $DATASETS_VERSION into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==$MLFLOW_VERSION" "moto[server]==$MOTO_VERSION" "openai==$OPENAI_VERSION"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "mlflow-skinny==$MLFLOW_VERSION" "moto[server]==$MOTO_VERSION" "openai==$OPENAI_VERSION" "datasets==$DATASETS_VERSION"
 fi
 export FTL_TEST_PYTHON="$VENV/bin/python"
 

@@ -57,6 +57,37 @@ async fn train(
     }
 }
 
+/// Runs `tests/trl/check_preferences.py` on an export (when scripts/test.sh
+/// provides the Python environment; a bare `cargo test` skips it, saying so).
+fn check_preferences(kind: &str, jsonl: &str, extra: &[&str], rows: usize) {
+    let Ok(python) = std::env::var("FTL_TEST_PYTHON") else {
+        eprintln!("FTL_TEST_PYTHON is not set: skipping the TRL-conventions check");
+        return;
+    };
+    let path = std::env::temp_dir().join(format!("ftl-prefs-{}.jsonl", uuid::Uuid::new_v4()));
+    std::fs::write(&path, jsonl).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/trl/check_preferences.py");
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(script)
+        .arg(kind)
+        .arg(&path)
+        .env("HF_DATASETS_OFFLINE", "1");
+    if !extra.is_empty() {
+        cmd.arg("--extra").args(extra);
+    }
+    let out = cmd.output().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{kind} export fails the check: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        rows.to_string()
+    );
+}
+
 const VOTE: &str = "mutation($c: ID!, $i: Int!, $p: Int, $r: String) { voteComparison(comparisonId: $c, promptIndex: $i, preferred: $p, rater: $r) { id } }";
 const VIEW: &str = "query($c: ID!, $r: String) { comparison(id: $c, rater: $r) { name prompts { index context { content } responses { position content predictionId model { id name } } votes { rater preferences } } } }";
 const EXPORT: &str = "mutation($c: [ID!]!, $f: PreferenceFormat!, $d: String) { exportPreferences(comparisonIds: $c, format: $f, datasetName: $d) { rows contradictionsDropped jsonl metadataJsonl dataset { id kind examples } } }";
@@ -187,6 +218,10 @@ async fn comparison_lab_to_dpo(backend: Backend) {
             .all(|r| r.get("metadata").is_none() && r["input"]["messages"].is_array())
     );
     assert_eq!(meta[0]["comparison_id"], format!("{id}:1"));
+    // Both files load with Hugging Face `datasets` and follow TRL's and
+    // OpenAI's conventions (tests/trl/check_preferences.py).
+    check_preferences("trl", trl["jsonl"].as_str().unwrap(), &["metadata"], 5);
+    check_preferences("openai", dpo["jsonl"].as_str().unwrap(), &[], 5);
 
     // Every lab answer is a prediction too.
     let preds = s
