@@ -1,14 +1,24 @@
-//! Exports of any predictions filter, streamed page by page:
+//! Exports of any predictions filter, streamed page by page, in the shapes
+//! and conventions of `specs/formats.md`:
 //! `GET /api/v1/exports/{predictions|conversations|judgments}?format=csv|json|jsonl`
 //! with the predictions table's filters as query parameters (`modelId`,
 //! `search`, `from`, `to`, `tag`, `minRating`, `maxRating`, `outcome`,
-//! `source`, `limit`).
+//! `source`, `limit`) and `position`.
 //!
-//! - predictions: one row per exchange with its metadata and what its
-//!   current judgments add up to;
-//! - conversations: OpenAI chat rows (`messages` ending with the answer),
-//!   the format fine-tuning reads (also `createDatasetFromConversations`);
-//! - judgments: every thumb, evaluation and rating, changes included.
+//! - conversations (§5): each exchange as a conversation whose assistant
+//!   message carries its model, metrics and evaluation (`legacyShape=true`:
+//!   the existing web app's `{messages, metrics, evaluation}` lines);
+//! - judgments (§6): every thumb, evaluation and rating — changes included,
+//!   each earlier one naming what superseded it — one JSONL line with its
+//!   criteria, or one CSV row per criterion (long format);
+//! - predictions: one row per exchange with what its judgments add up to.
+//!
+//! Every export is read at a log position (the `position` parameter, by
+//! default the read model's at the request; in the JSON manifest and the
+//! `X-FTL-Export-Position` header): exchanges and judgments recorded after
+//! it are left out, so the same request at the same position gives the
+//! same bytes. (Filters on judgments — tag, rating, outcome — use the
+//! current ones.)
 
 use crate::state::AppState;
 use crate::training::rest::{RestError, RestResult};
@@ -20,7 +30,7 @@ use ftl_projections::views::predictions::{
     self as view, Cursor, Outcome, PredictionFilter, PredictionRow, PredictionSort,
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
@@ -28,16 +38,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/exports/{kind}", web::get().to(export));
 }
 
-/// Rows read per page (and written per chunk).
+/// Exchanges read per page (and written per chunk).
 const PAGE: i64 = 500;
-/// The most rows one export writes.
+/// The most exchanges one export reads.
 pub const MAX_ROWS: usize = 1_000_000;
+/// Export shapes' version (in the JSON manifest).
+const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Predictions,
     Conversations,
     Judgments,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Predictions => "predictions",
+            Kind::Conversations => "conversations",
+            Kind::Judgments => "judgments",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +72,6 @@ pub enum Format {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ExportQuery {
-    #[serde(default)]
     format: Option<String>,
     model_id: Option<Uuid>,
     search: Option<String>,
@@ -63,9 +84,23 @@ struct ExportQuery {
     outcome: Option<String>,
     source: Option<String>,
     limit: Option<usize>,
+    position: Option<u64>,
+    /// Conversations in the existing web app's shape.
+    #[serde(default)]
+    legacy_shape: bool,
 }
 
-fn parse(kind: &str, q: ExportQuery) -> RestResult<(Kind, Format, PredictionFilter, usize)> {
+struct Request {
+    kind: Kind,
+    format: Format,
+    filter: PredictionFilter,
+    limit: usize,
+    legacy: bool,
+    /// The filters as given, for the manifest.
+    filters: Value,
+}
+
+fn parse(kind: &str, q: ExportQuery) -> RestResult<Request> {
     let kind = match kind {
         "predictions" => Kind::Predictions,
         "conversations" => Kind::Conversations,
@@ -115,10 +150,18 @@ fn parse(kind: &str, q: ExportQuery) -> RestResult<(Kind, Format, PredictionFilt
             "limit must be between 1 and {MAX_ROWS}"
         )));
     }
-    Ok((
+    if q.legacy_shape && kind != Kind::Conversations {
+        return Err(RestError::invalid("legacyShape applies to conversations"));
+    }
+    let filters = omit_nulls(json!({
+        "model_id": q.model_id, "search": q.search, "from": q.from.map(ts), "to": q.to.map(ts),
+        "tag": q.tag, "min_rating": q.min_rating, "max_rating": q.max_rating,
+        "outcome": q.outcome, "source": q.source, "limit": q.limit,
+    }));
+    Ok(Request {
         kind,
         format,
-        PredictionFilter {
+        filter: PredictionFilter {
             model_id: q.model_id,
             search: q.search,
             from: q.from,
@@ -128,9 +171,38 @@ fn parse(kind: &str, q: ExportQuery) -> RestResult<(Kind, Format, PredictionFilt
             max_rating: q.max_rating,
             outcome,
             source: q.source,
+            until_position: q.position.map(|p| p as i64),
         },
         limit,
-    ))
+        legacy: q.legacy_shape,
+        filters,
+    })
+}
+
+/// `ftl-<type>-<project-slug>-<YYYYMMDDTHHMMSSZ>.<ext>`.
+fn file_name(kind: Kind, project: &str, at: DateTime<Utc>, format: Format) -> String {
+    let slug: String = project
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let slug = slug.trim_matches('-');
+    let ext = match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
+        Format::Jsonl => "jsonl",
+    };
+    format!(
+        "ftl-{}-{}-{}.{ext}",
+        kind.name(),
+        if slug.is_empty() { "project" } else { slug },
+        at.format("%Y%m%dT%H%M%SZ")
+    )
 }
 
 async fn export(
@@ -140,29 +212,50 @@ async fn export(
     query: web::Query<ExportQuery>,
 ) -> RestResult {
     let c = crate::training::http::caller(&st, &req, Scope::Read).await?;
-    let (kind, format, filter, limit) = parse(&kind, query.into_inner())?;
-    let (content_type, ext) = match format {
-        Format::Csv => ("text/csv; charset=utf-8", "csv"),
-        Format::Json => ("application/json", "json"),
-        Format::Jsonl => ("application/x-ndjson", "jsonl"),
+    let mut r = parse(&kind, query.into_inner())?;
+    // The position read at: the predictions read model's, unless asked
+    // for an earlier one.
+    let current = st
+        .projections
+        .status()
+        .await
+        .map_err(RestError::internal)?
+        .into_iter()
+        .find(|p| p.name == "predictions")
+        .map_or(0, |p| p.position);
+    let position = match r.filter.until_position {
+        Some(p) if p as u64 > current => {
+            return Err(RestError::invalid(format!(
+                "position {p} is ahead of the read model ({current})"
+            )));
+        }
+        Some(p) => p as u64,
+        None => current,
     };
-    let name = match kind {
-        Kind::Predictions => "predictions",
-        Kind::Conversations => "conversations",
-        Kind::Judgments => "judgments",
+    r.filter.until_position = Some(position as i64);
+    let now = Utc::now();
+    let content_type = match r.format {
+        Format::Csv => "text/csv; charset=utf-8",
+        Format::Json => "application/json",
+        Format::Jsonl => "application/jsonl",
     };
-    // The first page is read before the answer starts, so a bad filter is
-    // an error status rather than a broken download.
+    let name = file_name(r.kind, &c.project_name, now, r.format);
+    let manifest = json!({"type": r.kind.name(), "version": VERSION, "created_at": ts(now),
+                          "position": position, "filters": r.filters});
     let mut pages = Pages {
         st: st.get_ref().clone(),
         project: c.project_id.0,
-        filter,
+        filter: r.filter,
         after: None,
-        left: limit,
+        left: r.limit,
         done: false,
+        kind: r.kind,
+        legacy: r.legacy,
     };
-    let first = pages.next(kind).await.map_err(RestError::internal)?;
-    let mut writer = Writer::new(kind, format);
+    // The first page is read before the answer starts, so a failure is an
+    // error status rather than a broken download.
+    let first = pages.next().await.map_err(RestError::internal)?;
+    let mut writer = Writer::new(r.kind, r.format, manifest);
     let head = writer.page(&first);
     // (pages, writer, the first chunk, ended)
     let stream = futures::stream::unfold(
@@ -178,7 +271,7 @@ async fn export(
                 let tail = writer.finish();
                 return Some((Ok(web::Bytes::from(tail)), (pages, writer, None, true)));
             }
-            match pages.next(kind).await {
+            match pages.next().await {
                 Ok(rows) => {
                     let bytes = writer.page(&rows);
                     Some((Ok(web::Bytes::from(bytes)), (pages, writer, None, false)))
@@ -199,12 +292,13 @@ async fn export(
         .content_type(content_type)
         .insert_header((
             "Content-Disposition",
-            format!("attachment; filename=\"{name}.{ext}\""),
+            format!("attachment; filename=\"{name}\""),
         ))
+        .insert_header(("X-FTL-Export-Position", position.to_string()))
         .streaming(stream))
 }
 
-/// Pages of export rows under a filter, newest exchange first.
+/// Pages of export items under a filter, newest exchange first.
 struct Pages {
     st: AppState,
     project: Uuid,
@@ -212,10 +306,12 @@ struct Pages {
     after: Option<Cursor>,
     left: usize,
     done: bool,
+    kind: Kind,
+    legacy: bool,
 }
 
 impl Pages {
-    async fn next(&mut self, kind: Kind) -> anyhow::Result<Vec<Value>> {
+    async fn next(&mut self) -> anyhow::Result<Vec<Value>> {
         if self.done || self.left == 0 {
             self.done = true;
             return Ok(vec![]);
@@ -236,75 +332,212 @@ impl Pages {
         }
         self.left = self.left.saturating_sub(rows.len());
         let ids: Vec<Uuid> = rows.iter().map(|r| r.prediction_id).collect();
-        let history = judgments::history_of(&self.st.db, self.project, &ids).await?;
-        Ok(match kind {
-            Kind::Predictions => {
-                let mut by: BTreeMap<Uuid, Vec<JudgmentRow>> = BTreeMap::new();
-                for h in history {
-                    by.entry(h.prediction_id).or_default().push(h);
-                }
-                rows.iter()
-                    .map(|r| prediction_record(r, by.get(&r.prediction_id).map_or(&[], |v| v)))
-                    .collect()
+        let history =
+            judgments::history_of(&self.st.db, self.project, &ids, self.filter.until_position)
+                .await?;
+        let mut by: BTreeMap<Uuid, Vec<JudgmentRow>> = BTreeMap::new();
+        for h in history {
+            by.entry(h.prediction_id).or_default().push(h);
+        }
+        let of = |r: &PredictionRow| by.get(&r.prediction_id).map_or(&[][..], |v| v.as_slice());
+        Ok(match self.kind {
+            Kind::Predictions => rows.iter().map(|r| prediction_item(r, of(r))).collect(),
+            Kind::Conversations if self.legacy => {
+                rows.iter().map(|r| legacy_conversation(r, of(r))).collect()
             }
-            Kind::Conversations => rows.iter().map(conversation_record).collect(),
-            Kind::Judgments => history.iter().map(judgment_record).collect(),
+            Kind::Conversations => rows.iter().map(|r| conversation_item(r, of(r))).collect(),
+            Kind::Judgments => rows.iter().flat_map(|r| judgment_items(r, of(r))).collect(),
         })
     }
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
+fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The exchange's messages followed by its answer.
+/// Money as exact decimal text (`"0.000104"`).
+fn money(usd: f64) -> String {
+    let s = format!("{usd:.12}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Missing optional values are left out of JSON, never written as null.
+fn omit_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, omit_nulls(v)))
+                .collect::<Map<String, Value>>(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(omit_nulls).collect()),
+        other => other,
+    }
+}
+
+/// What an exchange's current judgments (as of the export) say.
+#[derive(Debug, Default)]
+struct Verdict {
+    up: i64,
+    down: i64,
+    /// The latest current thumb: +1 or −1.
+    thumbs: Option<i64>,
+    successes: i64,
+    failures: i64,
+    /// The latest current evaluation.
+    success: Option<bool>,
+    tags: BTreeSet<String>,
+    overall: Vec<f64>,
+    /// The latest current overall rating.
+    rating: Option<f64>,
+}
+
+impl Verdict {
+    fn of(history: &[JudgmentRow]) -> Self {
+        let mut v = Verdict::default();
+        let mut now = judgments::current(history);
+        now.sort_by_key(|j| j.position);
+        for j in now {
+            match j.kind.as_str() {
+                "thumb" => {
+                    let up = j.payload["up"] == true;
+                    if up {
+                        v.up += 1;
+                    } else {
+                        v.down += 1;
+                    }
+                    v.thumbs = Some(if up { 1 } else { -1 });
+                }
+                "evaluation" => {
+                    let ok = j.payload["success"] == true;
+                    if ok {
+                        v.successes += 1;
+                    } else {
+                        v.failures += 1;
+                    }
+                    v.success = Some(ok);
+                    v.tags = j.payload["tags"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect();
+                }
+                _ => {
+                    if let Some(o) = j.payload["axes"]["overall"].as_f64() {
+                        v.overall.push(o);
+                        v.rating = Some(o);
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    /// A failed evaluation or a thumb down: not an answer to train on.
+    fn bad(&self) -> bool {
+        self.success == Some(false) || self.thumbs == Some(-1)
+    }
+}
+
+fn assistant_id(r: &PredictionRow) -> String {
+    format!("{}:answer", r.prediction_id)
+}
+
+/// The exchange's messages followed by its answer (OpenAI chat rows).
 pub fn conversation(r: &PredictionRow) -> Vec<Value> {
     let mut messages: Vec<Value> = r.messages.as_array().cloned().unwrap_or_default();
     messages.push(json!({"role": "assistant", "content": r.response}));
     messages
 }
 
-/// An OpenAI chat fine-tuning row (`metadata` says where it came from).
-pub fn conversation_record(r: &PredictionRow) -> Value {
-    json!({
-        "messages": conversation(r),
-        "metadata": {"prediction_id": r.prediction_id, "model_id": r.model_id,
-                     "model_name": r.model_name, "started_at": rfc3339(r.started_at)},
-    })
+fn metrics(r: &PredictionRow) -> Value {
+    json!({"latency_ms": r.latency_ms, "ttft_ms": r.ttft_ms, "input_tokens": r.prompt_tokens,
+           "output_tokens": r.completion_tokens, "total_tokens": r.prompt_tokens + r.completion_tokens,
+           "cost_usd": r.cost_usd.map(money)})
 }
 
-fn prediction_record(r: &PredictionRow, history: &[JudgmentRow]) -> Value {
-    let now = judgments::current(history);
-    let (mut up, mut down, mut ok, mut failed) = (0, 0, 0, 0);
-    let mut tags = BTreeSet::new();
-    let mut overall = vec![];
-    for j in &now {
-        match j.kind.as_str() {
-            "thumb" if j.payload["up"] == true => up += 1,
-            "thumb" => down += 1,
-            "evaluation" => {
-                if j.payload["success"] == true {
-                    ok += 1;
-                } else {
-                    failed += 1;
-                }
-                for t in j.payload["tags"].as_array().into_iter().flatten() {
-                    if let Some(t) = t.as_str() {
-                        tags.insert(t.to_string());
-                    }
-                }
-            }
-            _ => {
-                if let Some(v) = j.payload["axes"]["overall"].as_f64() {
-                    overall.push(v);
-                }
-            }
-        }
+fn evaluation(v: &Verdict) -> Value {
+    json!({"thumbs": v.thumbs, "rating": v.rating, "success": v.success,
+           "failure_tags": v.tags.iter().collect::<Vec<_>>()})
+}
+
+/// §5: one conversation per exchange.
+fn conversation_item(r: &PredictionRow, history: &[JudgmentRow]) -> Value {
+    let v = Verdict::of(history);
+    let created = ts(r.started_at);
+    let mut messages: Vec<Value> = r
+        .messages
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, m)| {
+            json!({"message_id": format!("{}:{i}", r.prediction_id), "role": m["role"],
+                   "content": m["content"], "created_at": created})
+        })
+        .collect();
+    messages.push(json!({
+        "message_id": assistant_id(r), "role": "assistant", "content": r.response, "created_at": created,
+        "model": {"id": r.model_id, "name": r.model_name,
+                  "provider": if r.usage_source == "tokenizer" { "finetunelab" } else { "external" },
+                  "version": r.model_version},
+        "metrics": metrics(r),
+        "tool_calls": [],
+        "evaluation": evaluation(&v),
+    }));
+    let updated = history.iter().map(|j| j.at).max().unwrap_or(r.started_at);
+    omit_nulls(json!({
+        "conversation_id": r.prediction_id, "created_at": created, "updated_at": ts(updated),
+        "tags": [], "metadata": {"source": r.source, "finish_reason": r.finish_reason},
+        "messages": messages,
+    }))
+}
+
+/// The existing web app's lines: `{messages, metrics?, evaluation?}`.
+fn legacy_conversation(r: &PredictionRow, history: &[JudgmentRow]) -> Value {
+    let v = Verdict::of(history);
+    let messages: Vec<Value> = conversation(r)
+        .into_iter()
+        .map(|m| json!({"role": m["role"], "content": m["content"]}))
+        .collect();
+    omit_nulls(json!({"messages": messages, "metrics": metrics(r), "evaluation": evaluation(&v)}))
+}
+
+/// A conversation as an SFT row (§5 "Conversation → SFT"): a bad answer
+/// (thumb down, failed evaluation) gets `weight: 0`. `None` when it is bad
+/// and `drop_bad` asks to leave such conversations out, or when nothing
+/// would be left to train on (its only assistant turn is the bad answer).
+pub fn sft_row(r: &PredictionRow, history: &[JudgmentRow], drop_bad: bool) -> Option<Value> {
+    let bad = Verdict::of(history).bad();
+    let earlier_answers = r
+        .messages
+        .as_array()
+        .is_some_and(|m| m.iter().any(|m| m["role"] == "assistant"));
+    if bad && (drop_bad || !earlier_answers) {
+        return None;
     }
-    let mean = (!overall.is_empty()).then(|| overall.iter().sum::<f64>() / overall.len() as f64);
+    let mut messages = conversation(r);
+    // System messages first.
+    messages.sort_by_key(|m| m["role"] != "system");
+    if bad && let Some(last) = messages.last_mut() {
+        last["weight"] = json!(0);
+    }
+    Some(json!({"messages": messages}))
+}
+
+fn prediction_item(r: &PredictionRow, history: &[JudgmentRow]) -> Value {
+    let v = Verdict::of(history);
+    let mean =
+        (!v.overall.is_empty()).then(|| v.overall.iter().sum::<f64>() / v.overall.len() as f64);
     json!({
         "prediction_id": r.prediction_id,
-        "started_at": rfc3339(r.started_at),
+        "started_at": ts(r.started_at),
         "model_id": r.model_id,
         "model_name": r.model_name,
         "model_version": r.model_version,
@@ -317,41 +550,99 @@ fn prediction_record(r: &PredictionRow, history: &[JudgmentRow]) -> Value {
         "prompt_tokens": r.prompt_tokens,
         "completion_tokens": r.completion_tokens,
         "usage_source": r.usage_source,
-        "cost_usd": r.cost_usd,
-        "thumbs_up": up,
-        "thumbs_down": down,
-        "evaluated_success": ok,
-        "evaluated_failure": failed,
-        "failure_tags": tags.into_iter().collect::<Vec<_>>(),
-        "ratings": overall.len(),
+        "cost_usd": r.cost_usd.map(money),
+        "thumbs_up": v.up,
+        "thumbs_down": v.down,
+        "evaluated_success": v.successes,
+        "evaluated_failure": v.failures,
+        "failure_tags": v.tags.iter().collect::<Vec<_>>(),
+        "ratings": v.overall.len(),
         "mean_overall": mean,
     })
 }
 
-fn judgment_record(j: &JudgmentRow) -> Value {
-    let p = &j.payload;
-    json!({
-        "prediction_id": j.prediction_id,
-        "model_id": j.model_id,
-        "rater": j.rater,
-        "kind": j.kind,
-        "at": rfc3339(j.at),
-        "up": p.get("up"),
-        "success": p.get("success"),
-        "tags": p.get("tags"),
-        "strengths": p.get("strengths"),
-        "notes": p.get("notes"),
-        "expected_behaviour": p.get("expected_behaviour"),
-        "clarity": p["axes"].get("clarity"),
-        "accuracy": p["axes"].get("accuracy"),
-        "conciseness": p["axes"].get("conciseness"),
-        "overall": p["axes"].get("overall"),
-        "comment": p.get("comment"),
-        "comparison_id": p.get("comparison_id"),
-    })
+/// The last user message (what was asked).
+fn prompt_of(r: &PredictionRow) -> Value {
+    r.messages
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .map_or(Value::Null, |m| m["content"].clone())
 }
 
-/// The columns of each export, in order (CSV header; JSON keys).
+/// §6: the judgments of one exchange, each with its criteria; an earlier
+/// judgment by the same rater of the same kind names what superseded it.
+fn judgment_items(r: &PredictionRow, history: &[JudgmentRow]) -> Vec<Value> {
+    let id = |j: &JudgmentRow| format!("jdg_{}", j.position);
+    history
+        .iter()
+        .enumerate()
+        .map(|(i, j)| {
+            let p = &j.payload;
+            let superseded_by = history[i + 1..]
+                .iter()
+                .find(|l| l.rater == j.rater && l.kind == j.kind)
+                .map(id);
+            let (criteria, rubric, judge_type, reasoning, evidence, tags) = match j.kind.as_str() {
+                "thumb" => {
+                    let c = match p["up"].as_bool() {
+                        Some(up) => vec![json!({"criterion": "thumbs", "raw_score": if up { 1 } else { -1 },
+                            "scale_min": -1, "scale_max": 1, "score": if up { 1.0 } else { 0.0 }, "passed": up})],
+                        None => vec![], // cleared
+                    };
+                    (c, Value::Null, json!("human"), Value::Null, Value::Null, Value::Null)
+                }
+                "evaluation" => {
+                    let ok = p["success"] == true;
+                    (
+                        vec![json!({"criterion": "success", "raw_score": i64::from(ok), "scale_min": 0,
+                                    "scale_max": 1, "score": if ok { 1.0 } else { 0.0 }, "passed": ok})],
+                        p["taxonomy"].clone(),
+                        p["source"].clone(),
+                        p["notes"].clone(),
+                        json!({"strengths": p["strengths"], "expected_behaviour": p["expected_behaviour"]}),
+                        p["tags"].clone(),
+                    )
+                }
+                _ => {
+                    let axes: Vec<Value> = ["clarity", "accuracy", "conciseness", "overall"]
+                        .iter()
+                        .filter_map(|a| {
+                            p["axes"][*a].as_f64().map(|raw| {
+                                json!({"criterion": a, "raw_score": raw, "scale_min": 1, "scale_max": 5,
+                                       "score": (raw - 1.0) / 4.0})
+                            })
+                        })
+                        .collect();
+                    (axes, json!("ftl-axes-v1"), json!("human"), p["comment"].clone(), Value::Null, Value::Null)
+                }
+            };
+            omit_nulls(json!({
+                "judgment_id": id(j),
+                "created_at": ts(j.at),
+                "judge_type": judge_type,
+                "judge_name": j.rater,
+                "rubric_version": rubric,
+                "target_type": "prediction",
+                "target_id": r.prediction_id,
+                "conversation_id": r.prediction_id,
+                "message_id": assistant_id(r),
+                "model_id": r.model_id,
+                "prompt": prompt_of(r),
+                "response": r.response,
+                "criteria": criteria,
+                "reasoning": reasoning.as_str().filter(|s| !s.is_empty()),
+                "evidence": evidence,
+                "failure_tags": tags,
+                "tag_source": if tags.is_null() { Value::Null } else { judge_type.clone() },
+                "status": "scored",
+                "superseded_by": superseded_by,
+                "comparison_id": p.get("comparison_id"),
+            }))
+        })
+        .collect()
+}
+
+/// CSV columns of each export, in order (new ones only ever appended).
 fn columns(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Predictions => &[
@@ -378,98 +669,160 @@ fn columns(kind: Kind) -> &'static [&'static str] {
             "ratings",
             "mean_overall",
         ],
-        Kind::Conversations => &["messages", "metadata"],
-        Kind::Judgments => &[
-            "prediction_id",
-            "model_id",
-            "rater",
-            "kind",
-            "at",
-            "up",
-            "success",
+        Kind::Conversations => &[
+            "conversation_id",
+            "created_at",
+            "updated_at",
             "tags",
-            "strengths",
-            "notes",
-            "expected_behaviour",
-            "clarity",
-            "accuracy",
-            "conciseness",
-            "overall",
-            "comment",
-            "comparison_id",
+            "metadata",
+            "messages",
+        ],
+        Kind::Judgments => &[
+            "judgment_id",
+            "created_at",
+            "judge_type",
+            "judge_name",
+            "rubric_version",
+            "judge_run_id",
+            "batch_id",
+            "target_type",
+            "target_id",
+            "conversation_id",
+            "message_id",
+            "model_id",
+            "prompt",
+            "response",
+            "criterion",
+            "raw_score",
+            "scale_min",
+            "scale_max",
+            "score",
+            "passed",
+            "threshold",
+            "reasoning",
+            "evidence",
+            "failure_tags",
+            "tag_source",
+            "confidence",
+            "status",
+            "failure_reason",
+            "cost_usd",
+            "input_tokens",
+            "output_tokens",
+            "superseded_by",
         ],
     }
 }
 
-/// Writes pages of rows in one format: a CSV header once, a JSON array's
-/// brackets and commas.
+/// Writes pages of items in one format: JSONL lines, one JSON object with
+/// the manifest and `items`, or CSV (§9) with its header once — judgments
+/// in long format, a row per criterion.
 pub struct Writer {
     kind: Kind,
     format: Format,
-    rows: usize,
+    manifest: Value,
+    items: usize,
     started: bool,
 }
 
 impl Writer {
-    pub fn new(kind: Kind, format: Format) -> Self {
+    pub fn new(kind: Kind, format: Format, manifest: Value) -> Self {
         Writer {
             kind,
             format,
-            rows: 0,
+            manifest,
+            items: 0,
             started: false,
         }
     }
 
-    pub fn page(&mut self, rows: &[Value]) -> Vec<u8> {
+    pub fn page(&mut self, items: &[Value]) -> Vec<u8> {
         let mut out = Vec::new();
         match self.format {
             Format::Jsonl => {
-                for r in rows {
-                    out.extend_from_slice(r.to_string().as_bytes());
+                for r in items {
+                    out.extend_from_slice(omit_nulls(r.clone()).to_string().as_bytes());
                     out.push(b'\n');
                 }
             }
             Format::Json => {
-                for (i, r) in rows.iter().enumerate() {
-                    out.push(if self.rows + i == 0 { b'[' } else { b',' });
-                    out.extend_from_slice(r.to_string().as_bytes());
+                if !self.started {
+                    out.extend_from_slice(
+                        format!("{{\"export\":{},\"items\":[", self.manifest).as_bytes(),
+                    );
+                }
+                for (i, r) in items.iter().enumerate() {
+                    if self.items + i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(omit_nulls(r.clone()).to_string().as_bytes());
                 }
             }
             Format::Csv => {
                 let cols = columns(self.kind);
-                let mut w = csv::WriterBuilder::new().from_writer(&mut out);
-                // Writing to memory cannot fail.
                 if !self.started {
-                    let _ = w.write_record(cols);
+                    csv_record(&mut out, cols.iter().map(|c| Value::from(*c)));
                 }
-                for r in rows {
-                    let _ = w.write_record(cols.iter().map(|c| cell(&r[*c])));
+                for r in items {
+                    match r.get("criteria").and_then(Value::as_array) {
+                        // Long format: the judgment's fields on every criterion's row.
+                        Some(criteria) if self.kind == Kind::Judgments && !criteria.is_empty() => {
+                            for c in criteria {
+                                csv_record(
+                                    &mut out,
+                                    cols.iter().map(|k| c.get(*k).unwrap_or(&r[*k]).clone()),
+                                );
+                            }
+                        }
+                        _ => csv_record(&mut out, cols.iter().map(|k| r[*k].clone())),
+                    }
                 }
-                let _ = w.flush();
             }
         }
-        self.rows += rows.len();
+        self.items += items.len();
         self.started = true;
         out
     }
 
-    /// What ends the file (a JSON array's bracket).
+    /// What ends the file (the JSON object's brackets).
     pub fn finish(&mut self) -> Vec<u8> {
         match self.format {
-            Format::Json if self.rows == 0 => b"[]".to_vec(),
-            Format::Json => b"]".to_vec(),
+            Format::Json if !self.started => {
+                format!("{{\"export\":{},\"items\":[]}}", self.manifest).into_bytes()
+            }
+            Format::Json => b"]}".to_vec(),
             _ => vec![],
         }
     }
 }
 
-/// A CSV cell: text as is, null empty, anything else as JSON.
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// One CSV record by `formats.md` §9 (RFC 4180): quoted when a field holds
+/// a comma, a quote, CR or LF (quotes doubled); null → empty field; empty
+/// text → `""`; lists and objects as their JSON text; CRLF after it. (By
+/// hand: the csv crate's writer cannot tell an empty string from a null.)
+fn csv_record(out: &mut Vec<u8>, cells: impl Iterator<Item = Value>) {
+    for (i, v) in cells.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let text = match v {
+            Value::Null => continue,
+            Value::String(s) if s.is_empty() => {
+                out.extend_from_slice(b"\"\"");
+                continue;
+            }
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        if text.contains([',', '"', '\r', '\n']) {
+            out.push(b'"');
+            out.extend_from_slice(text.replace('"', "\"\"").as_bytes());
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(text.as_bytes());
+        }
     }
+    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]
@@ -477,43 +830,133 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formats_frame_pages_of_rows() {
-        let rows = vec![
-            json!({"messages": [{"role": "user", "content": "a,\"b\"\nc"}], "metadata": {"x": 1}}),
-            json!({"messages": [], "metadata": null}),
-        ];
-        let mut w = Writer::new(Kind::Conversations, Format::Json);
-        let mut out = w.page(&rows[..1]);
-        out.extend(w.page(&rows[1..]));
-        out.extend(w.finish());
-        let back: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(back, json!(rows));
-        let mut empty = Writer::new(Kind::Conversations, Format::Json);
-        let mut out = empty.page(&[]);
-        out.extend(empty.finish());
-        assert_eq!(out, b"[]");
+    fn csv_follows_rfc_4180_and_the_spec() {
+        let mut out = vec![];
+        csv_record(
+            &mut out,
+            vec![
+                json!("plain"),
+                json!("a,\"b\"\nc"),
+                Value::Null,
+                json!(""),
+                json!(["x"]),
+                json!(true),
+                json!(0.25),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "plain,\"a,\"\"b\"\"\nc\",,\"\",\"[\"\"x\"\"]\",true,0.25\r\n"
+        );
+        // Read back by the csv crate: the same cells.
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(out.as_slice());
+        let rec = r.records().next().unwrap().unwrap();
+        assert_eq!(&rec[1], "a,\"b\"\nc");
+        assert_eq!((&rec[2], &rec[3]), ("", ""));
+    }
 
-        let mut w = Writer::new(Kind::Conversations, Format::Csv);
-        let mut out = w.page(&rows[..1]);
-        out.extend(w.page(&rows[1..]));
+    #[test]
+    fn json_is_one_object_with_the_manifest_and_items() {
+        let m = json!({"type": "conversations", "position": 7});
+        let mut w = Writer::new(Kind::Conversations, Format::Json, m.clone());
+        let mut out = w.page(&[json!({"a": 1, "gone": null})]);
+        out.extend(w.page(&[]));
+        out.extend(w.page(&[json!({"a": 2})]));
         out.extend(w.finish());
-        // Read back with the csv crate: the header once, quotes and
-        // newlines inside cells intact.
-        let mut r = csv::Reader::from_reader(out.as_slice());
-        assert_eq!(r.headers().unwrap(), vec!["messages", "metadata"]);
-        let recs: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
-        assert_eq!(recs.len(), 2);
-        let cell0: Value = serde_json::from_str(&recs[0][0]).unwrap();
-        assert_eq!(cell0[0]["content"], "a,\"b\"\nc");
-        assert_eq!(&recs[1][1], "");
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, json!({"export": m, "items": [{"a": 1}, {"a": 2}]}));
+        let mut empty = Writer::new(Kind::Conversations, Format::Json, json!({}));
+        let v: Value = serde_json::from_slice(&empty.finish()).unwrap();
+        assert_eq!(v, json!({"export": {}, "items": []}));
+    }
 
-        let mut w = Writer::new(Kind::Conversations, Format::Jsonl);
-        let out = w.page(&rows);
-        let lines: Vec<Value> = out
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect();
-        assert_eq!(lines, rows);
+    #[test]
+    fn money_is_exact_decimal_text() {
+        assert_eq!(money(0.004832), "0.004832");
+        assert_eq!(money(0.000104), "0.000104");
+        assert_eq!(money(3.0), "3");
+        assert_eq!(money(0.0), "0");
+        assert_eq!(money(1.5e-5), "0.000015");
+    }
+
+    fn row(messages: Value) -> PredictionRow {
+        PredictionRow {
+            prediction_id: Uuid::from_u128(1),
+            model_id: Uuid::from_u128(2),
+            model_name: "m".into(),
+            messages,
+            response: "answer".into(),
+            finish_reason: "stop".into(),
+            params: json!({}),
+            latency_ms: 1.0,
+            ttft_ms: None,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            model_version: String::new(),
+            usage_source: "tokenizer".into(),
+            cost_usd: None,
+            source: "graphql".into(),
+            started_at: DateTime::<Utc>::UNIX_EPOCH,
+            seq: 1,
+        }
+    }
+
+    fn judged(position: i64, kind: &str, payload: Value) -> JudgmentRow {
+        JudgmentRow {
+            position,
+            prediction_id: Uuid::from_u128(1),
+            model_id: Uuid::from_u128(2),
+            started_at: DateTime::<Utc>::UNIX_EPOCH,
+            rater: "ann".into(),
+            kind: kind.into(),
+            payload,
+            at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn bad_answers_are_weighted_zero_or_dropped() {
+        let multi = row(
+            json!([{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
+                                {"role": "system", "content": "s"}, {"role": "user", "content": "q2"}]),
+        );
+        let down = [judged(1, "thumb", json!({"up": false}))];
+        let r = sft_row(&multi, &down, false).unwrap();
+        let m = r["messages"].as_array().unwrap();
+        assert_eq!(m[0]["role"], "system", "system first");
+        assert_eq!(m.last().unwrap()["content"], "answer");
+        assert_eq!(m.last().unwrap()["weight"], 0);
+        assert_eq!(m[2].get("weight"), None, "earlier answers keep theirs");
+        assert_eq!(sft_row(&multi, &down, true), None);
+        // The thumb changed its mind: up now, so nothing is weighted.
+        let changed = [down[0].clone(), judged(2, "thumb", json!({"up": true}))];
+        assert!(
+            sft_row(&multi, &changed, true).unwrap()["messages"][4]
+                .get("weight")
+                .is_none()
+        );
+        // One turn whose only answer failed: nothing left to train on.
+        let single = row(json!([{"role": "user", "content": "q"}]));
+        let failed = [judged(
+            1,
+            "evaluation",
+            json!({"success": false, "tags": []}),
+        )];
+        assert_eq!(sft_row(&single, &failed, false), None);
+        assert!(sft_row(&single, &[], false).is_some());
+    }
+
+    #[test]
+    fn file_names_follow_the_convention() {
+        let at = DateTime::parse_from_rfc3339("2026-03-02T14:05:11.482Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            file_name(Kind::Judgments, "Team A/B", at, Format::Csv),
+            "ftl-judgments-team-a-b-20260302T140511Z.csv"
+        );
     }
 }

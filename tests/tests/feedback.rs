@@ -499,7 +499,7 @@ async fn feedback_and_agreement(backend: Backend) {
 
     // Exports of any filter: predictions (CSV), judgments (JSONL),
     // conversations (JSON), streamed.
-    let export = |path: String| {
+    let export_at = |path: String| {
         let s = &s;
         let key = key.clone();
         async move {
@@ -510,7 +510,18 @@ async fn feedback_and_agreement(backend: Backend) {
                 .send()
                 .await
                 .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
+            let position = r
+                .headers()
+                .get("x-ftl-export-position")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            (r.status().as_u16(), r.text().await.unwrap(), position)
+        }
+    };
+    let export = |path: String| {
+        let export_at = &export_at;
+        async move {
+            let (status, body, _) = export_at(path).await;
+            (status, body)
         }
     };
     let (status, body) = export(format!(
@@ -541,7 +552,7 @@ async fn feedback_and_agreement(backend: Backend) {
     assert_eq!(&second[col("ratings")], "2");
     let mean: f64 = second[col("mean_overall")].parse().unwrap();
     close(&json!(mean), (R1[1] + R2[1]) as f64 / 2.0);
-    let (status, body) = export("judgments?format=jsonl".into()).await;
+    let (status, body, position) = export_at("judgments?format=jsonl".into()).await;
     assert_eq!(status, 200);
     let lines: Vec<Value> = body
         .lines()
@@ -549,22 +560,83 @@ async fn feedback_and_agreement(backend: Backend) {
         .collect();
     // 20 ratings + 2 re-ratings, 12 evaluations, 5 thumbs (3 on preds[1]): every change kept.
     assert_eq!(lines.len(), 22 + 12 + 5, "{body}");
+    let thumbs_1: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["target_id"] == preds[1] && l.get("rubric_version").is_none())
+        .collect();
+    assert_eq!(thumbs_1.len(), 3, "up, down, cleared");
+    assert_eq!(thumbs_1[0]["criteria"][0]["raw_score"], 1);
+    assert_eq!(thumbs_1[1]["criteria"][0]["raw_score"], -1);
     assert_eq!(
-        lines
-            .iter()
-            .filter(|l| l["kind"] == "thumb" && l["prediction_id"] == preds[1])
-            .count(),
-        3
+        thumbs_1[0]["superseded_by"], thumbs_1[1]["judgment_id"],
+        "each change names the next"
+    );
+    assert_eq!(thumbs_1[2].get("superseded_by"), None);
+    assert_eq!(thumbs_1[2]["criteria"], json!([]), "cleared");
+    let rated = lines
+        .iter()
+        .find(|l| {
+            l["rubric_version"] == "ftl-axes-v1"
+                && l["judge_name"] == "bob"
+                && l["target_id"] == preds[9]
+        })
+        .unwrap();
+    assert_eq!(
+        rated["criteria"],
+        json!([{"criterion": "overall", "raw_score": R2[9] as f64, "scale_min": 1, "scale_max": 5, "score": (R2[9] as f64 - 1.0) / 4.0}])
+    );
+    // The same export at the same position is the same bytes, whatever
+    // was judged since.
+    let position = position.unwrap();
+    s.ok(&key, THUMB, json!({"p": preds[4], "u": true})).await;
+    let (_, again, _) = export_at(format!("judgments?format=jsonl&position={position}")).await;
+    assert_eq!(again, body, "reproducible at position {position}");
+    let (_, now) = export("judgments?format=jsonl".into()).await;
+    assert_eq!(now.lines().count(), lines.len() + 1);
+    // Judgments in CSV, long format: a row per criterion.
+    let (_, csv_body) = export(format!("judgments?format=csv&position={position}")).await;
+    assert!(csv_body.ends_with("\r\n"));
+    let mut r = csv::Reader::from_reader(csv_body.as_bytes());
+    let jh: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(
+        &jh[..4],
+        ["judgment_id", "created_at", "judge_type", "judge_name"]
+    );
+    let criterion = jh.iter().position(|h| h == "criterion").unwrap();
+    let jrows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    // Ann's clarity + overall re-rating has two criteria, every other
+    // judgment one; a cleared thumb keeps its row.
+    assert_eq!(jrows.len(), 22 + 1 + 12 + 5, "{csv_body}");
+    assert_eq!(
+        jrows.iter().filter(|r| &r[criterion] == "clarity").count(),
+        2
     );
     let (status, body) = export(format!("conversations?format=json&limit=5&modelId={model}")).await;
     assert_eq!(status, 200);
-    let rows: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["export"]["type"], "conversations");
+    assert_eq!(doc["export"]["filters"]["limit"], 5);
+    let rows = doc["items"].as_array().unwrap();
     assert_eq!(rows.len(), 5);
-    for r in &rows {
+    for r in rows {
         let m = r["messages"].as_array().unwrap();
         assert_eq!(m[0]["role"], "user");
-        assert_eq!(m.last().unwrap()["role"], "assistant");
+        let answer = m.last().unwrap();
+        assert_eq!(answer["role"], "assistant");
+        assert_eq!(answer["model"]["id"], model);
+        assert!(answer["metrics"]["latency_ms"].as_f64().unwrap() > 0.0);
+        assert!(
+            answer["metrics"].get("cost_usd").is_none(),
+            "no price: omitted, not null"
+        );
     }
+    let (_, legacy) = export("conversations?format=jsonl&legacyShape=true&limit=1".into()).await;
+    let legacy: Value = serde_json::from_str(legacy.trim()).unwrap();
+    assert_eq!(
+        legacy["messages"].as_array().unwrap().last().unwrap()["role"],
+        "assistant"
+    );
+    assert!(legacy["evaluation"].is_object() && legacy.get("conversation_id").is_none());
     let (status, body) = export("predictions?format=xml".into()).await;
     assert_eq!(
         (status, body.contains("invalid_input")),
@@ -579,21 +651,42 @@ async fn feedback_and_agreement(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 401);
     let (_, body) = export("predictions?format=json&search=zebra".into()).await;
-    assert_eq!(body, "[]");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["items"],
+        json!([])
+    );
 
-    // Selected conversations become a chat dataset a job can train on.
+    // Selected conversations become a chat dataset a job can train on;
+    // answers judged bad (failed, thumb down) are weighted 0, which leaves a
+    // one-turn conversation nothing to train on: it is skipped and counted.
+    let q = "mutation($p: [ID!]!, $n: String!, $d: Boolean) { createDatasetFromConversations(predictionIds: $p, datasetName: $n, dropBadConversations: $d) { rows skipped dataset { kind examples } } }";
+    let picked = json!([preds[0], preds[6], preds[9]]);
+    let good = [0usize, 6, 9].iter().filter(|i| t1[**i].0).count();
+    assert_eq!(good, 2, "6 and 9 succeeded, 0 failed");
     let d = s
-        .ok(
-            &key,
-            "mutation($p: [ID!]!) { createDatasetFromConversations(predictionIds: $p, datasetName: \"convos.jsonl\") { id kind examples } }",
-            json!({"p": preds[..4]}),
-        )
+        .ok(&key, q, json!({"p": picked, "n": "convos.jsonl"}))
         .await["createDatasetFromConversations"]
         .clone();
     assert_eq!(
-        (d["kind"].as_str(), d["examples"].as_i64()),
-        (Some("supervised"), Some(4)),
+        (d["rows"].as_i64(), d["skipped"].as_i64()),
+        (Some(good as i64), Some(1)),
         "{d}"
+    );
+    assert_eq!(
+        (
+            d["dataset"]["kind"].as_str(),
+            d["dataset"]["examples"].as_i64()
+        ),
+        (Some("supervised"), Some(good as i64))
+    );
+    assert_eq!(
+        s.code(
+            Some(&key),
+            q,
+            json!({"p": [preds[0], preds[1]], "n": "none.jsonl", "d": true})
+        )
+        .await,
+        "INVALID_INPUT"
     );
 
     // A streaming client that goes away stops the generation; the exchange

@@ -190,6 +190,17 @@ impl HistoryQuery {
     }
 }
 
+/// A dataset made from conversations.
+#[derive(SimpleObject)]
+pub struct ConversationDataset {
+    pub dataset: Dataset,
+    /// Conversations written as training rows.
+    pub rows: i32,
+    /// Conversations left out: judged bad and dropped, or with nothing
+    /// left to train on once their bad answer was weighted 0.
+    pub skipped: i32,
+}
+
 #[derive(Default)]
 pub struct HistoryMutation;
 
@@ -199,14 +210,18 @@ const MAX_CONVERSATIONS: usize = 10_000;
 #[Object]
 impl HistoryMutation {
     /// Turns recorded exchanges into an OpenAI chat fine-tuning dataset
-    /// (each one's messages followed by its answer) that a training job
-    /// can use directly. `datasetName` ends in `.jsonl`.
+    /// (`formats.md` §5: each one's messages, system first, then its
+    /// answer) that a training job can use directly. An answer judged bad
+    /// (thumb down, failed evaluation) gets `weight: 0`, or with
+    /// `dropBadConversations` its conversation is left out. `datasetName`
+    /// ends in `.jsonl`.
     async fn create_dataset_from_conversations(
         &self,
         ctx: &Context<'_>,
         prediction_ids: Vec<ID>,
         dataset_name: String,
-    ) -> async_graphql::Result<Dataset> {
+        drop_bad_conversations: Option<bool>,
+    ) -> async_graphql::Result<ConversationDataset> {
         let c = caller(ctx, Scope::Write)?;
         let st = state(ctx)?;
         if prediction_ids.is_empty() || prediction_ids.len() > MAX_CONVERSATIONS {
@@ -222,16 +237,45 @@ impl HistoryMutation {
                 "datasetName is one path segment ending in .jsonl",
             ));
         }
+        let ids = prediction_ids
+            .iter()
+            .map(|id| parse_id(id, "predictionIds"))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut jsonl = String::new();
-        for id in &prediction_ids {
-            let uuid = parse_id(id, "predictionIds")?;
-            let row = ftl_projections::views::predictions::prediction(&st.db, c.project_id.0, uuid)
+        let (mut rows, mut skipped) = (0, 0);
+        for chunk in ids.chunks(500) {
+            let history = judgments::history_of(&st.db, c.project_id.0, chunk, None)
                 .await
-                .map_err(internal)?
-                .ok_or_else(|| gql_error(Code::NotFound, format!("prediction {uuid} not found")))?;
-            let record = serde_json::json!({"messages": crate::exports::conversation(&row)});
-            jsonl.push_str(&record.to_string());
-            jsonl.push('\n');
+                .map_err(internal)?;
+            for uuid in chunk {
+                let row =
+                    ftl_projections::views::predictions::prediction(&st.db, c.project_id.0, *uuid)
+                        .await
+                        .map_err(internal)?
+                        .ok_or_else(|| {
+                            gql_error(Code::NotFound, format!("prediction {uuid} not found"))
+                        })?;
+                let mine: Vec<JudgmentRow> = history
+                    .iter()
+                    .filter(|h| h.prediction_id == *uuid)
+                    .cloned()
+                    .collect();
+                let drop_bad = drop_bad_conversations.unwrap_or(false);
+                match crate::exports::sft_row(&row, &mine, drop_bad) {
+                    Some(record) => {
+                        jsonl.push_str(&record.to_string());
+                        jsonl.push('\n');
+                        rows += 1;
+                    }
+                    None => skipped += 1,
+                }
+            }
+        }
+        if jsonl.is_empty() {
+            return Err(gql_error(
+                Code::InvalidInput,
+                "every conversation was left out (judged bad): nothing to train on",
+            ));
         }
         let r = crate::training::datasets::register(
             st,
@@ -256,11 +300,16 @@ impl HistoryMutation {
             ),
             other => internal(other),
         })?;
-        ftl_projections::views::training::dataset(&st.db, c.project_id.0, r.id)
+        let dataset = ftl_projections::views::training::dataset(&st.db, c.project_id.0, r.id)
             .await
             .map_err(internal)?
             .map(Dataset::from)
-            .ok_or_else(|| gql_error(Code::Internal, "the dataset is not in the read model yet"))
+            .ok_or_else(|| gql_error(Code::Internal, "the dataset is not in the read model yet"))?;
+        Ok(ConversationDataset {
+            dataset,
+            rows,
+            skipped,
+        })
     }
 }
 

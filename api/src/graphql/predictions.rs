@@ -196,6 +196,7 @@ impl PredictionFilter {
                 Outcome::ThumbsDown => view::Outcome::ThumbsDown,
             }),
             source: self.source,
+            until_position: None,
         })
     }
 }

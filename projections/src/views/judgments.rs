@@ -85,24 +85,29 @@ pub async fn history(
         .collect())
 }
 
-/// Every judgment of these exchanges (of `project`), in log order.
+/// Every judgment of these exchanges (of `project`) recorded at or before
+/// `until_position` (all when `None`), in log order.
 pub async fn history_of(
     db: &Db,
     project: Uuid,
     ids: &[Uuid],
+    until_position: Option<i64>,
 ) -> Result<Vec<JudgmentRow>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+    let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
     let sql = format!(
         "SELECT h.position, h.prediction_id, p.model_id, p.started_at, h.rater, h.kind, h.payload, h.at
          FROM feedback_history h JOIN predictions p ON p.prediction_id = h.prediction_id
-         WHERE p.project_id = $1 AND h.prediction_id IN ({}) ORDER BY h.position",
+         WHERE p.project_id = $1 AND ($2 IS NULL OR h.position <= $2) AND h.prediction_id IN ({})
+         ORDER BY h.position",
         list.join(", ")
     );
     crate::on_pool!(db, |pool| {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(project);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(project)
+            .bind(until_position);
         for id in ids {
             q = q.bind(*id);
         }

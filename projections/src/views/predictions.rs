@@ -328,6 +328,9 @@ pub struct PredictionFilter {
     pub outcome: Option<Outcome>,
     /// `graphql`, `openai_api` or `comparison`.
     pub source: Option<String>,
+    /// Only exchanges recorded at or before this log position (an export's
+    /// position: the same request at the same position, the same rows).
+    pub until_position: Option<i64>,
 }
 
 /// A judged outcome (any rater's current judgment).
@@ -398,7 +401,7 @@ pub async fn predictions(
         None => ("predictions p".to_string(), "", None),
         Some(q) if postgres => (
             "predictions p".to_string(),
-            "AND p.search @@ websearch_to_tsquery('english', $15)",
+            "AND p.search @@ websearch_to_tsquery('english', $16)",
             Some(q.to_string()),
         ),
         Some(q) => {
@@ -415,7 +418,7 @@ pub async fn predictions(
             let t = format!("predictions_fts{}", crate::runner::suffix(g));
             (
                 format!("{t} f JOIN predictions p ON p.project_id = $1 AND p.seq = f.rowid"),
-                "AND f.body MATCH $15",
+                "AND f.body MATCH $16",
                 Some(fts),
             )
         }
@@ -453,6 +456,7 @@ pub async fn predictions(
            AND ($9 IS NULL OR EXISTS (SELECT 1 FROM thumbs t WHERE t.prediction_id = p.prediction_id AND t.up = $9))
            AND ($10 IS NULL OR p.source = $10)
            AND ($11 = 0 OR {cursor_cond})
+           AND ($15 IS NULL OR p.seq <= $15)
            {search_cond}
          ORDER BY {order} LIMIT $14"
     );
@@ -486,7 +490,8 @@ pub async fn predictions(
             .bind(i64::from(use_cursor))
             .bind(cursor_seq)
             .bind(cursor_latency)
-            .bind(limit);
+            .bind(limit)
+            .bind(filter.until_position);
         if let Some(b) = &search_bind {
             q = q.bind(b.clone());
         }
