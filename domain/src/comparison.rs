@@ -205,6 +205,61 @@ pub fn pairs(
         .collect()
 }
 
+/// The grouped record of one vote (§4, `ftl_preference_grouped`): the
+/// preferred answer and every rejected one (neutral ones too with
+/// `neutral_as_rejected`) in display order; `None` without a preferred one.
+pub fn grouped(
+    comparison_id: &str,
+    context: &[ChatMessage],
+    shown: &[Shown],
+    rater: &str,
+    neutral_as_rejected: bool,
+) -> Option<Value> {
+    let expanded = pairs(comparison_id, context, shown, rater, neutral_as_rejected);
+    let chosen = &expanded.first()?.chosen;
+    Some(json!({
+        "prompt": context,
+        "chosen": reply(&chosen.content),
+        "rejected": expanded.iter().map(|p| reply(&p.rejected.content)).collect::<Vec<_>>(),
+        "metadata": {"comparison_id": comparison_id, "chosen_model": chosen.model,
+                     "rejected_models": expanded.iter().map(|p| p.rejected.model.clone()).collect::<Vec<_>>(),
+                     "rater": rater},
+    }))
+}
+
+/// KTO rows of one vote (§4): the preferred answer `label: true`, each
+/// rejected one `label: false`, neutral ones left out; none without a
+/// preferred answer.
+pub fn kto(
+    comparison_id: &str,
+    context: &[ChatMessage],
+    shown: &[Shown],
+    rater: &str,
+) -> Vec<Value> {
+    if !shown.iter().any(|s| s.preference == Preference::Preferred) {
+        return vec![];
+    }
+    let mut rows: Vec<&Shown> = shown
+        .iter()
+        .filter(|s| s.preference != Preference::Neutral)
+        .collect();
+    rows.sort_by_key(|s| s.position);
+    rows.into_iter()
+        .map(|s| {
+            json!({"prompt": context, "completion": reply(&s.content),
+                   "label": s.preference == Preference::Preferred,
+                   "metadata": {"comparison_id": comparison_id, "model": s.model,
+                                "response_id": s.response_id, "rater": rater}})
+        })
+        .collect()
+}
+
+/// Whether a comparison's rows go to the training side of a leak-free
+/// split (§4): `bucket < floor(train_fraction · 10000)`.
+pub fn in_train_split(split_seed: &str, comparison_id: &str, train_fraction: f64) -> bool {
+    split_bucket(split_seed, comparison_id) < (train_fraction * 10_000.0).floor() as u64
+}
+
 fn reply(content: &str) -> Value {
     json!([{"role": "assistant", "content": content}])
 }
@@ -307,6 +362,52 @@ mod tests {
         assert_eq!(dpo["non_preferred_output"][0]["content"], "answer of ref");
         assert!(dpo.get("metadata").is_none(), "OpenAI validates its keys");
         assert_eq!(meta["rejected_model"], "ref");
+    }
+
+    #[test]
+    fn grouped_and_kto_follow_the_worked_example() {
+        // cmp_7 again: grouped 1 record (ft-v1 over [ft-v2, ref]); KTO 3 rows.
+        let s = vec![
+            shown("base", 0, Preference::Neutral),
+            shown("ft-v1", 1, Preference::Preferred),
+            shown("ft-v2", 2, Preference::Rejected),
+            shown("ref", 3, Preference::Rejected),
+        ];
+        let ctx = vec![ChatMessage {
+            role: "user".into(),
+            content: "q".into(),
+        }];
+        let g = grouped("cmp_7", &ctx, &s, "usr_3", false).unwrap();
+        assert_eq!(g["chosen"][0]["content"], "answer of ft-v1");
+        assert_eq!(g["metadata"]["rejected_models"], json!(["ft-v2", "ref"]));
+        assert_eq!(g["rejected"][1][0]["content"], "answer of ref");
+        let k = kto("cmp_7", &ctx, &s, "usr_3");
+        let got: Vec<(&str, bool)> = k
+            .iter()
+            .map(|r| {
+                (
+                    r["metadata"]["model"].as_str().unwrap(),
+                    r["label"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, vec![("ft-v1", true), ("ft-v2", false), ("ref", false)]);
+        let tie: Vec<Shown> = s
+            .iter()
+            .cloned()
+            .map(|mut x| {
+                x.preference = Preference::Neutral;
+                x
+            })
+            .collect();
+        assert!(grouped("cmp_7", &ctx, &tie, "usr_3", true).is_none());
+        assert!(kto("cmp_7", &ctx, &tie, "usr_3").is_empty());
+        // The spec's split example at the default 0.9.
+        let train: Vec<bool> = ["cmp_001", "cmp_002", "cmp_003", "cmp_004", "cmp_005"]
+            .iter()
+            .map(|c| in_train_split("ftl", c, 0.9))
+            .collect();
+        assert_eq!(train, vec![true, true, true, true, false]);
     }
 
     #[test]

@@ -223,6 +223,88 @@ async fn comparison_lab_to_dpo(backend: Backend) {
     check_preferences("trl", trl["jsonl"].as_str().unwrap(), &["metadata"], 5);
     check_preferences("openai", dpo["jsonl"].as_str().unwrap(), &[], 5);
 
+    // Per-vote formats: GROUPED (one record per vote with a preferred
+    // answer) and KTO (each voted answer labelled); contradictions are a
+    // pair-level notion, so these keep all 5 + 2 pairs' answers.
+    let per_vote = |f: &'static str| {
+        let s = &s;
+        let key = key.clone();
+        let id = id.clone();
+        async move {
+            let q = "mutation($c: [ID!]!, $f: PreferenceFormat!) { exportPreferences(comparisonIds: $c, format: $f) { rows jsonl } }";
+            let d = s.ok(&key, q, json!({"c": [id], "f": f})).await["exportPreferences"].clone();
+            let rows: Vec<Value> = d["jsonl"]
+                .as_str()
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            assert_eq!(d["rows"], rows.len());
+            rows
+        }
+    };
+    let grouped = per_vote("GROUPED").await;
+    let rejected: usize = grouped
+        .iter()
+        .map(|g| g["rejected"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        rejected,
+        5 + 2,
+        "every pair's rejected answer, before contradictions"
+    );
+    for g in &grouped {
+        assert_eq!(g["chosen"][0]["role"], "assistant");
+        assert_eq!(
+            g["metadata"]["rejected_models"].as_array().unwrap().len(),
+            g["rejected"].as_array().unwrap().len()
+        );
+    }
+    let kto = per_vote("KTO").await;
+    let labelled = |l: bool| kto.iter().filter(|r| r["label"] == l).count();
+    assert_eq!((labelled(true), labelled(false)), (grouped.len(), rejected));
+    assert_eq!(
+        s.code(
+            Some(&key),
+            EXPORT,
+            json!({"c": [id], "f": "KTO", "d": "kto.jsonl"})
+        )
+        .await,
+        "INVALID_INPUT",
+        "the built-in trainer has no KTO"
+    );
+
+    // A leak-free split: a compared prompt's rows all on one side, the side
+    // the spec's bucket formula gives (computed here independently).
+    let q = "mutation($c: [ID!]!) { exportPreferences(comparisonIds: $c, format: TRL, split: {seed: \"lab\", trainFraction: 0.5}) { rows testRows jsonl testJsonl } }";
+    let sp = s.ok(&key, q, json!({"c": [id]})).await["exportPreferences"].clone();
+    assert_eq!(
+        sp["rows"].as_i64().unwrap() + sp["testRows"].as_i64().unwrap(),
+        5
+    );
+    let side = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["metadata"]["comparison_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let (train_side, test_side) = (
+        side(sp["jsonl"].as_str().unwrap()),
+        side(sp["testJsonl"].as_str().unwrap()),
+    );
+    assert!(train_side.is_disjoint(&test_side));
+    for (set, in_train) in [(&train_side, true), (&test_side, false)] {
+        for c in set {
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(format!("lab:{c}").as_bytes());
+            let bucket = u64::from_be_bytes(digest[..8].try_into().unwrap()) % 10_000;
+            assert_eq!(bucket < 5_000, in_train, "{c}: bucket {bucket}");
+        }
+    }
+
     // Every lab answer is a prediction too.
     let preds = s
         .ok(

@@ -11,7 +11,7 @@ use super::{caller, state};
 use crate::chat;
 use crate::predictions::Recorder;
 use crate::state::AppState;
-use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent};
 use ftl_domain::comparison::{
     self as cmp, ComparisonCreated, Preference, ResponseRecorded, Shown, Voted,
@@ -87,10 +87,25 @@ pub enum PreferenceFormat {
     Trl,
     /// OpenAI DPO rows; metadata in the sidecar.
     OpenaiDpo,
+    /// One record per vote: the preferred answer and every rejected one.
+    Grouped,
+    /// TRL unpaired preference (KTO): each voted answer with `label`.
+    Kto,
+}
+
+/// A leak-free train/test split: the rows of one compared prompt never
+/// straddle the two (`formats.md` §4 buckets).
+#[derive(InputObject, Clone, Debug)]
+pub struct SplitInput {
+    #[graphql(default_with = "String::from(\"ftl\")")]
+    pub seed: String,
+    #[graphql(default = 0.9)]
+    pub train_fraction: f64,
 }
 
 #[derive(SimpleObject, Clone, Debug)]
 pub struct PreferenceExport {
+    /// Rows written (to the training side when split).
     pub rows: i32,
     /// Pairs dropped because raters voted them both ways.
     pub contradictions_dropped: i32,
@@ -98,6 +113,10 @@ pub struct PreferenceExport {
     pub jsonl: String,
     /// OpenAI DPO: the sidecar `.meta.jsonl`, same line order.
     pub metadata_jsonl: Option<String>,
+    /// With a split: the test side's rows, file and sidecar.
+    pub test_rows: Option<i32>,
+    pub test_jsonl: Option<String>,
+    pub test_metadata_jsonl: Option<String>,
     /// The export registered as a dataset (when `datasetName` was given).
     pub dataset: Option<Dataset>,
 }
@@ -428,20 +447,40 @@ impl ComparisonMutation {
     }
 
     /// Preference data from the votes of the given sessions (`formats.md`
-    /// §4): one row per (preferred, rejected) pair, in display order, each
-    /// carrying its comparison id; pairs voted both ways by different raters
-    /// are dropped. With `datasetName` the file is registered as a dataset,
-    /// ready for a DPO job.
+    /// §4): TRL / OpenAI DPO rows, one per (preferred, rejected) pair in
+    /// display order, each carrying its comparison id (pairs voted both ways
+    /// by different raters are dropped and counted); GROUPED, one record per
+    /// vote; KTO, each voted answer labelled. `split` divides the rows
+    /// train/test by compared prompt, never straddling. With `datasetName`
+    /// the (training) file is registered as a dataset, ready for a DPO job.
+    #[allow(clippy::too_many_arguments)]
     async fn export_preferences(
         &self,
         ctx: &Context<'_>,
         comparison_ids: Vec<ID>,
         format: PreferenceFormat,
         #[graphql(default = false)] neutral_as_rejected: bool,
+        split: Option<SplitInput>,
         dataset_name: Option<String>,
     ) -> async_graphql::Result<PreferenceExport> {
         let c = caller(ctx, Scope::Write)?;
         let st = state(ctx)?;
+        if let Some(s) = &split
+            && (!(s.train_fraction > 0.0 && s.train_fraction < 1.0) || s.seed.len() > 200)
+        {
+            return Err(gql_error(
+                Code::InvalidInput,
+                "split: trainFraction in (0, 1), seed at most 200 bytes",
+            ));
+        }
+        if dataset_name.is_some()
+            && matches!(format, PreferenceFormat::Grouped | PreferenceFormat::Kto)
+        {
+            return Err(gql_error(
+                Code::InvalidInput,
+                "datasetName: the built-in trainer trains DPO from TRL or OPENAI_DPO files; GROUPED and KTO are for export",
+            ));
+        }
         if comparison_ids.is_empty() || comparison_ids.len() > 100 {
             return Err(gql_error(
                 Code::LimitExceeded,
@@ -449,6 +488,8 @@ impl ComparisonMutation {
             ));
         }
         let mut pairs = vec![];
+        // (compared prompt, record) for the per-vote formats.
+        let mut records: Vec<(String, serde_json::Value)> = vec![];
         for cid in &comparison_ids {
             let id = parse_id(cid, "comparisonIds")?;
             let session = view::comparison(&st.db, c.project_id.0, id)
@@ -481,13 +522,25 @@ impl ComparisonMutation {
                     })
                     .collect();
                 let context = session.prompts.get(i).cloned().unwrap_or_default();
-                pairs.extend(cmp::pairs(
-                    &format!("{id}:{i}"),
-                    &context,
-                    &shown,
-                    &v.rater,
-                    neutral_as_rejected,
-                ));
+                let compared = format!("{id}:{i}");
+                match format {
+                    PreferenceFormat::Grouped => records.extend(
+                        cmp::grouped(&compared, &context, &shown, &v.rater, neutral_as_rejected)
+                            .map(|r| (compared.clone(), r)),
+                    ),
+                    PreferenceFormat::Kto => records.extend(
+                        cmp::kto(&compared, &context, &shown, &v.rater)
+                            .into_iter()
+                            .map(|r| (compared.clone(), r)),
+                    ),
+                    _ => pairs.extend(cmp::pairs(
+                        &compared,
+                        &context,
+                        &shown,
+                        &v.rater,
+                        neutral_as_rejected,
+                    )),
+                }
             }
         }
         // Contradictions: the same pair both ways (by different raters).
@@ -505,24 +558,44 @@ impl ComparisonMutation {
             !all.contains(&(c, b, a))
         });
         let dropped = before - pairs.len();
-        let (jsonl, metadata_jsonl) = match format {
-            PreferenceFormat::Trl => (
-                pairs
-                    .iter()
-                    .map(|p| format!("{}\n", p.trl()))
-                    .collect::<String>(),
-                None,
-            ),
-            PreferenceFormat::OpenaiDpo => {
-                let (rows, meta): (Vec<_>, Vec<_>) = pairs.iter().map(|p| p.openai_dpo()).unzip();
-                (
-                    rows.iter().map(|r| format!("{r}\n")).collect(),
-                    Some(meta.iter().map(|m| format!("{m}\n")).collect()),
-                )
+        // (compared prompt, row, sidecar line) in export order.
+        let rows: Vec<(String, serde_json::Value, Option<serde_json::Value>)> = match format {
+            PreferenceFormat::Trl => pairs
+                .iter()
+                .map(|p| (p.comparison_id.clone(), p.trl(), None))
+                .collect(),
+            PreferenceFormat::OpenaiDpo => pairs
+                .iter()
+                .map(|p| {
+                    let (row, meta) = p.openai_dpo();
+                    (p.comparison_id.clone(), row, Some(meta))
+                })
+                .collect(),
+            PreferenceFormat::Grouped | PreferenceFormat::Kto => {
+                records.into_iter().map(|(c, r)| (c, r, None)).collect()
             }
         };
+        let sidecar = format == PreferenceFormat::OpenaiDpo;
+        let write = |side: &[&(String, serde_json::Value, Option<serde_json::Value>)]| {
+            let jsonl: String = side.iter().map(|(_, r, _)| format!("{r}\n")).collect();
+            let meta = sidecar.then(|| {
+                side.iter()
+                    .filter_map(|(_, _, m)| m.as_ref().map(|m| format!("{m}\n")))
+                    .collect::<String>()
+            });
+            (jsonl, meta)
+        };
+        let (train, test): (Vec<_>, Vec<_>) = rows.iter().partition(|(compared, _, _)| {
+            split
+                .as_ref()
+                .is_none_or(|s| cmp::in_train_split(&s.seed, compared, s.train_fraction))
+        });
+        let (jsonl, metadata_jsonl) = write(&train);
+        let (test_jsonl, test_metadata_jsonl) = write(&test);
+        let n_train = train.len();
+        let test_rows = split.as_ref().map(|_| test.len() as i32);
         let dataset = match dataset_name {
-            Some(name) if !pairs.is_empty() => {
+            Some(name) if n_train > 0 => {
                 if !crate::training::storage::valid_name(&name) || !name.ends_with(".jsonl") {
                     return Err(gql_error(
                         Code::InvalidInput,
@@ -546,10 +619,13 @@ impl ComparisonMutation {
             _ => None,
         };
         Ok(PreferenceExport {
-            rows: pairs.len() as i32,
+            rows: n_train as i32,
             contradictions_dropped: dropped as i32,
             jsonl,
             metadata_jsonl,
+            test_jsonl: split.as_ref().map(|_| test_jsonl),
+            test_metadata_jsonl: split.as_ref().and(test_metadata_jsonl),
+            test_rows,
             dataset,
         })
     }
