@@ -417,7 +417,10 @@ pub async fn predictions(
             });
             let t = format!("predictions_fts{}", crate::runner::suffix(g));
             (
-                format!("{t} f JOIN predictions p ON p.project_id = $1 AND p.seq = f.rowid"),
+                // CROSS JOIN: SQLite keeps the index outermost (newest match
+                // first, stop at the page); left to itself the bundled
+                // planner probed the index once per row of the table.
+                format!("{t} f CROSS JOIN predictions p ON p.project_id = $1 AND p.seq = f.rowid"),
                 "AND f.body MATCH $16",
                 Some(fts),
             )
