@@ -252,8 +252,8 @@ async fn bench_search(url: &str, n: usize, samples: usize) -> Res<()> {
         label(url),
         n as f64 / projected
     );
-    // Queries: a rare word, a common word, two words together, and a common
-    // word with a model filter — each newest first, a page of 20; beside
+    // Queries: a rare word, a common word, two words together, a common
+    // word with a model filter, and a word no prediction holds — each newest first, a page of 20; beside
     // each, the substring scan the table did before full text (few samples:
     // a word in few rows makes it read the whole table).
     let kinds = [
@@ -265,6 +265,8 @@ async fn bench_search(url: &str, n: usize, samples: usize) -> Res<()> {
             None,
         ),
         ("word + model filter", words.vocab[7].clone(), Some(model)),
+        // No row has it: the scan reads the whole table to say so.
+        ("absent word", "zzzunseen".to_string(), None),
     ];
     let mut all = vec![];
     for (name, q, model) in kinds {

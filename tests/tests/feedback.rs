@@ -481,6 +481,23 @@ async fn feedback_and_agreement(backend: Backend) {
         ),
         (Some(1), Some(0), Some(12))
     );
+    // Narrowed to a failure tag (as evaluated) and to a kind of prompt.
+    let q = "query($m: ID, $t: String, $s: String) { judgmentTrends(modelId: $m, bucket: ALL, tag: $t, source: $s) { predictions evaluations successRate } }";
+    let tagged = s
+        .ok(&key, q, json!({"m": model, "t": "hallucination"}))
+        .await["judgmentTrends"][0]
+        .clone();
+    assert_eq!(tagged["predictions"], with_tag("hallucination").len());
+    assert_eq!(tagged["successRate"], 0.0);
+    let lab = s.ok(&key, q, json!({"m": model, "s": "comparison"})).await["judgmentTrends"].clone();
+    assert_eq!(
+        lab,
+        json!([]),
+        "these came through the OpenAI API, not the lab"
+    );
+    let api =
+        s.ok(&key, q, json!({"m": model, "s": "openai_api"})).await["judgmentTrends"][0].clone();
+    assert_eq!(api["predictions"], 12);
     let days = s
         .ok(
             &key,

@@ -153,6 +153,10 @@ impl HistoryQuery {
     /// What raters said per day or week of the judged exchanges (of one
     /// model, or all), as it stood at `asOf` (default: now) — every
     /// judgment is in the log, so any past view can be rebuilt exactly.
+    /// `source` narrows to a kind of prompt (`graphql`: the chat portal,
+    /// `openai_api`, `comparison`: the lab); `tag` to exchanges whose
+    /// evaluation (as of then) carries that failure tag.
+    #[allow(clippy::too_many_arguments)]
     async fn judgment_trends(
         &self,
         ctx: &Context<'_>,
@@ -161,6 +165,8 @@ impl HistoryQuery {
         to: Option<DateTime<Utc>>,
         #[graphql(default_with = "TrendBucket::Day")] bucket: TrendBucket,
         as_of: Option<DateTime<Utc>>,
+        source: Option<String>,
+        tag: Option<String>,
     ) -> async_graphql::Result<Vec<JudgmentTrend>> {
         let c = caller(ctx, Scope::Read)?;
         let st = state(ctx)?;
@@ -169,11 +175,23 @@ impl HistoryQuery {
         {
             return Err(gql_error(Code::InvalidInput, "`to` must be after `from`"));
         }
+        if let Some(t) = &tag
+            && !ftl_domain::feedback::FAILURE_TAGS.contains(&t.as_str())
+        {
+            return Err(gql_error(
+                Code::InvalidInput,
+                format!(
+                    "tag must be one of {}",
+                    ftl_domain::feedback::FAILURE_TAGS.join(", ")
+                ),
+            ));
+        }
         let filter = HistoryFilter {
             model_id: model_id.map(|m| parse_id(&m, "modelId")).transpose()?,
             from,
             to,
             as_of,
+            source,
         };
         let times = judgments::prediction_times(&st.db, c.project_id.0, &filter)
             .await
@@ -182,10 +200,26 @@ impl HistoryQuery {
             .await
             .map_err(internal)?;
         // Exchanges that happened after `asOf` did not exist yet.
-        let times: Vec<DateTime<Utc>> = match as_of {
-            Some(a) => times.into_iter().filter(|t| *t <= a).collect(),
+        let mut times: Vec<(uuid::Uuid, DateTime<Utc>)> = match as_of {
+            Some(a) => times.into_iter().filter(|(_, t)| *t <= a).collect(),
             None => times,
         };
+        let mut history = history;
+        if let Some(t) = &tag {
+            let tagged: std::collections::BTreeSet<uuid::Uuid> = judgments::current(&history)
+                .into_iter()
+                .filter(|j| {
+                    j.kind == "evaluation"
+                        && j.payload["tags"]
+                            .as_array()
+                            .is_some_and(|a| a.iter().any(|x| x == t.as_str()))
+                })
+                .map(|j| j.prediction_id)
+                .collect();
+            times.retain(|(id, _)| tagged.contains(id));
+            history.retain(|h| tagged.contains(&h.prediction_id));
+        }
+        let times: Vec<DateTime<Utc>> = times.into_iter().map(|(_, t)| t).collect();
         Ok(trends(&times, &history, bucket))
     }
 }

@@ -54,6 +54,9 @@ pub struct HistoryFilter {
     pub to: Option<DateTime<Utc>>,
     /// Only judgments given at or before this moment.
     pub as_of: Option<DateTime<Utc>>,
+    /// Where the exchanges came from (the kind of prompt): `graphql` (the
+    /// chat portal), `openai_api` or `comparison` (the lab).
+    pub source: Option<String>,
 }
 
 /// The most judgment rows one read returns.
@@ -69,7 +72,7 @@ pub async fn history(
                FROM feedback_history h JOIN predictions p ON p.prediction_id = h.prediction_id
                WHERE p.project_id = $1 AND ($2 IS NULL OR p.model_id = $2)
                  AND ($3 IS NULL OR p.started_at >= $3) AND ($4 IS NULL OR p.started_at < $4)
-                 AND ($5 IS NULL OR h.at <= $5)
+                 AND ($5 IS NULL OR h.at <= $5) AND ($7 IS NULL OR p.source = $7)
                ORDER BY h.position LIMIT $6";
     crate::on_pool!(db, |pool| sqlx::query(sql)
         .bind(project)
@@ -78,6 +81,7 @@ pub async fn history(
         .bind(f.to)
         .bind(f.as_of)
         .bind(MAX_ROWS)
+        .bind(f.source.clone())
         .fetch_all(pool)
         .await?
         .iter()
@@ -119,16 +123,17 @@ pub async fn history_of(
     })
 }
 
-/// Exchanges of a project (optionally one model) that started in
-/// `[from, to)`: their start times, oldest first.
+/// Exchanges of a project (optionally one model, one source) that started
+/// in `[from, to)`: their ids and start times, oldest first.
 pub async fn prediction_times(
     db: &Db,
     project: Uuid,
     f: &HistoryFilter,
-) -> Result<Vec<DateTime<Utc>>, sqlx::Error> {
-    let sql =
-        "SELECT started_at FROM predictions WHERE project_id = $1 AND ($2 IS NULL OR model_id = $2)
+) -> Result<Vec<(Uuid, DateTime<Utc>)>, sqlx::Error> {
+    let sql = "SELECT prediction_id, started_at FROM predictions WHERE project_id = $1
+                 AND ($2 IS NULL OR model_id = $2)
                  AND ($3 IS NULL OR started_at >= $3) AND ($4 IS NULL OR started_at < $4)
+                 AND ($6 IS NULL OR source = $6)
                ORDER BY started_at LIMIT $5";
     crate::on_pool!(db, |pool| {
         let rows = sqlx::query(sql)
@@ -137,10 +142,11 @@ pub async fn prediction_times(
             .bind(f.from)
             .bind(f.to)
             .bind(MAX_ROWS)
+            .bind(f.source.clone())
             .fetch_all(pool)
             .await?;
         rows.iter()
-            .map(|r| r.try_get::<DateTime<Utc>, _>("started_at"))
+            .map(|r| Ok((r.try_get("prediction_id")?, r.try_get("started_at")?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()
     })
 }
