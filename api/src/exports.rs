@@ -124,14 +124,7 @@ fn parse(kind: &str, q: ExportQuery) -> RestResult<Request> {
     if q.search.as_ref().is_some_and(|s| s.len() > 1024) {
         return Err(RestError::invalid("search: at most 1024 bytes"));
     }
-    if let Some(t) = &q.tag
-        && !ftl_domain::feedback::FAILURE_TAGS.contains(&t.as_str())
-    {
-        return Err(RestError::invalid(format!(
-            "tag must be one of {}",
-            ftl_domain::feedback::FAILURE_TAGS.join(", ")
-        )));
-    }
+    ftl_domain::feedback::check_tag_filter(q.tag.as_deref()).map_err(RestError::invalid)?;
     let outcome = match q.outcome.as_deref() {
         None => None,
         Some("success") => Some(Outcome::Success),

@@ -62,6 +62,16 @@ pub struct Rated {
     pub comparison_id: Option<uuid::Uuid>,
 }
 
+/// A failure tag given as a filter: one of [`FAILURE_TAGS`], or why not.
+pub fn check_tag_filter(tag: Option<&str>) -> Result<(), String> {
+    match tag {
+        Some(t) if !FAILURE_TAGS.contains(&t) => {
+            Err(format!("tag must be one of {}", FAILURE_TAGS.join(", ")))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn validate_rater(rater: &str) -> Result<(), DomainError> {
     if rater.trim().is_empty() || rater.len() > MAX_RATER_LEN {
         return Err(DomainError::invalid(

@@ -175,17 +175,8 @@ impl HistoryQuery {
         {
             return Err(gql_error(Code::InvalidInput, "`to` must be after `from`"));
         }
-        if let Some(t) = &tag
-            && !ftl_domain::feedback::FAILURE_TAGS.contains(&t.as_str())
-        {
-            return Err(gql_error(
-                Code::InvalidInput,
-                format!(
-                    "tag must be one of {}",
-                    ftl_domain::feedback::FAILURE_TAGS.join(", ")
-                ),
-            ));
-        }
+        ftl_domain::feedback::check_tag_filter(tag.as_deref())
+            .map_err(|m| gql_error(Code::InvalidInput, m))?;
         let filter = HistoryFilter {
             model_id: model_id.map(|m| parse_id(&m, "modelId")).transpose()?,
             from,

@@ -170,17 +170,8 @@ impl PredictionFilter {
         if self.search.as_ref().is_some_and(|s| s.len() > 1024) {
             return Err(gql_error(Code::LimitExceeded, "search: at most 1024 bytes"));
         }
-        if let Some(t) = &self.tag
-            && !ftl_domain::feedback::FAILURE_TAGS.contains(&t.as_str())
-        {
-            return Err(gql_error(
-                Code::InvalidInput,
-                format!(
-                    "tag must be one of {}",
-                    ftl_domain::feedback::FAILURE_TAGS.join(", ")
-                ),
-            ));
-        }
+        ftl_domain::feedback::check_tag_filter(self.tag.as_deref())
+            .map_err(|m| gql_error(Code::InvalidInput, m))?;
         Ok(view::PredictionFilter {
             model_id: self.model_id.map(|m| parse_id(&m, "modelId")).transpose()?,
             search: self.search,
