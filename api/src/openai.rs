@@ -1,9 +1,10 @@
 //! OpenAI-compatible serving of the project's models: `GET /v1/models` and
 //! `POST /v1/chat/completions` (plain and streamed as server-sent events),
-//! so any OpenAI client talks to a model trained here with a project key as
-//! its API key. Every exchange is recorded as a `prediction.recorded` event:
-//! the messages, the response, latency and time to first token, and token
-//! counts from the model's own tokenizer.
+//! so any OpenAI client talks to any model of the project — trained here or
+//! an external endpoint (OpenAI-compatible or Anthropic) — with a project
+//! key as its API key. Every exchange is recorded as a `prediction.recorded`
+//! event: the messages, the response, latency and time to first token, and
+//! token counts (the model's own tokenizer, or the provider's usage).
 
 use crate::auth::{self, Caller};
 use crate::chat::{self, ChatError};
