@@ -247,6 +247,11 @@ async fn bench_search(url: &str, n: usize, samples: usize) -> Res<()> {
     let t = Instant::now();
     st.projections.catch_up().await?;
     let projected = t.elapsed().as_secs_f64();
+    // Table statistics, as autovacuum keeps them on a live PostgreSQL (the
+    // planner needs them to tell a common word from a rare one).
+    if let ftl_commands::Db::Postgres(pool) = &st.db {
+        sqlx::query("ANALYZE").execute(pool).await?;
+    }
     println!(
         "{}: {n} predictions appended in {appended:.1} s, projected (table + full-text index) in {projected:.1} s ({:.0}/s)",
         label(url),
