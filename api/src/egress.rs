@@ -15,8 +15,10 @@ use url::Url;
 pub enum EgressError {
     #[error("{0}")]
     InvalidUrl(String),
+    /// The message names the host, never what it resolved to: a caller
+    /// must not learn the addresses of internal names from our errors.
     #[error(
-        "{host} resolves to {addr}, a non-public address; an operator can allow its network in [external_models] allowed_networks"
+        "{host} is, or resolves to, a non-public address; an operator can allow its network in [external_models] allowed_networks"
     )]
     Forbidden { host: String, addr: IpAddr },
     #[error("{host} does not resolve: {message}")]
@@ -138,6 +140,8 @@ async fn resolve(policy: &Policy, host: &str, port: u16) -> Result<Vec<SocketAdd
     // All or nothing: a name that resolves to one public and one private
     // address is refused rather than half-trusted.
     if let Some(bad) = addrs.iter().find(|a| !policy.allows(a.ip())) {
+        // The operator sees the address; the caller does not.
+        tracing::warn!(host, addr = %bad.ip(), "outbound request refused: non-public address");
         return Err(EgressError::Forbidden {
             host: host.to_string(),
             addr: bad.ip(),
@@ -281,5 +285,9 @@ mod tests {
             .unwrap_err();
         let chain = format!("{:?}", anyhow::Error::from(err));
         assert!(chain.contains("non-public"), "{chain}");
+        assert!(
+            !chain.contains("127.0.0.1"),
+            "internal addresses stay unsaid: {chain}"
+        );
     }
 }
