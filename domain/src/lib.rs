@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod prediction;
 pub mod project;
 pub mod registry;
+pub mod stats;
 pub mod training_config;
 
 pub use decider::Decider;

@@ -19,6 +19,7 @@ use ftl_domain::ids::derive_event_id;
 use ftl_domain::prediction::ChatMessage;
 use ftl_domain::project::Scope;
 use ftl_domain::registry::{Capabilities, ExternalModelRegistered, ModelPriceSet};
+use ftl_domain::stats::quantile;
 use ftl_domain::{DomainEvent, ModelId, PredictionId};
 use ftl_projections::views::training as view;
 use futures::{Stream, StreamExt};
@@ -275,16 +276,6 @@ impl ChatQuery {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    // Linear interpolation between closest ranks (numpy's default).
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
 /// Groups exchanges (time-ordered) into buckets of `width` ms from `from`.
 fn usage_buckets(
     rows: &[ftl_projections::views::predictions::UsageRow],
@@ -310,9 +301,9 @@ fn usage_buckets(
         out.push(UsageBucket {
             start: DateTime::<Utc>::from_timestamp_millis(origin + b * width).unwrap_or(from),
             requests: group.len() as i64,
-            latency_p50_ms: percentile(&lat, 0.5),
-            latency_p95_ms: percentile(&lat, 0.95),
-            ttft_p50_ms: (!ttft.is_empty()).then(|| percentile(&ttft, 0.5)),
+            latency_p50_ms: quantile(&lat, 0.5).unwrap_or(0.0),
+            latency_p95_ms: quantile(&lat, 0.95).unwrap_or(0.0),
+            ttft_p50_ms: quantile(&ttft, 0.5),
             prompt_tokens: group.iter().map(|r| r.prompt_tokens).sum(),
             completion_tokens: group.iter().map(|r| r.completion_tokens).sum(),
             cost_usd: group.iter().filter_map(|r| r.cost_usd).sum(),
@@ -537,21 +528,5 @@ impl ChatSubscription {
             }
         });
         Ok(pieces.chain(last))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percentiles_interpolate_like_numpy() {
-        // numpy.percentile([1, 2, 3, 4, 10], [50, 95]) = [3.0, 8.8]
-        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
-        assert_eq!(percentile(&v, 0.5), 3.0);
-        assert!((percentile(&v, 0.95) - 8.8).abs() < 1e-12);
-        // numpy.percentile([5, 7], 50) = 6.0
-        assert_eq!(percentile(&[5.0, 7.0], 0.5), 6.0);
-        assert_eq!(percentile(&[], 0.5), 0.0);
     }
 }

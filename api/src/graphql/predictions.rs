@@ -209,13 +209,7 @@ impl PredictionsQuery {
     ) -> async_graphql::Result<Connection<String, Prediction>> {
         let c = caller(ctx, Scope::Read)?;
         let st = state(ctx)?;
-        let max = st.config.limits.page_size_max;
-        if first < 0 || i64::from(first) > max {
-            return Err(gql_error(
-                Code::LimitExceeded,
-                format!("first must be between 0 and {max}"),
-            ));
-        }
+        super::query::connection_page(first, st.config.limits.page_size_max)?;
         let filter = filter.unwrap_or_default().into_view()?;
         let cursor = after.as_deref().map(decode_cursor).transpose()?;
         let sort = match sort {
@@ -359,15 +353,9 @@ fn stats(axis: Axis, values: &[i64]) -> AxisStats {
     let sd = mean.filter(|_| n > 1).map(|m| {
         (values.iter().map(|v| (*v as f64 - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
     });
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable();
-    let median = (n > 0).then(|| {
-        if n % 2 == 1 {
-            sorted[n / 2] as f64
-        } else {
-            (sorted[n / 2 - 1] + sorted[n / 2]) as f64 / 2.0
-        }
-    });
+    let mut sorted: Vec<f64> = values.iter().map(|v| *v as f64).collect();
+    sorted.sort_by(f64::total_cmp);
+    let median = ftl_domain::stats::quantile(&sorted, 0.5);
     AxisStats {
         axis: axis.name().into(),
         n: n as i64,

@@ -25,6 +25,17 @@ pub(crate) fn parse_id(id: &ID, what: &str) -> async_graphql::Result<Uuid> {
     })
 }
 
+/// `first` of a cursor connection: 0 to `limits.page_size_max`.
+pub(crate) fn connection_page(first: i32, max: i64) -> async_graphql::Result<()> {
+    if first < 0 || i64::from(first) > max {
+        return Err(gql_error(
+            Code::LimitExceeded,
+            format!("first must be between 0 and {max}"),
+        ));
+    }
+    Ok(())
+}
+
 /// The job if it exists in the caller's project; NOT_FOUND otherwise, so
 /// another project's job ids are indistinguishable from unknown ones.
 pub(crate) async fn owned_job(
@@ -109,13 +120,7 @@ impl Query {
     ) -> async_graphql::Result<Connection<String, Job>> {
         let c = caller(ctx, Scope::Read)?;
         let st = state(ctx)?;
-        let max = st.config.limits.page_size_max;
-        if first < 0 || i64::from(first) > max {
-            return Err(gql_error(
-                Code::LimitExceeded,
-                format!("first must be between 0 and {max}"),
-            ));
-        }
+        connection_page(first, st.config.limits.page_size_max)?;
         let f = filter.unwrap_or_default();
         let filter = catalog::JobFilter {
             status: f
