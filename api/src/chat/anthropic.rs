@@ -4,9 +4,7 @@
 //! `content_block_delta` the text, `message_delta` the stop reason and
 //! output tokens).
 
-use super::{
-    ChatError, Endpoint, MAX_REPLY_BYTES, Reply, join, ms_since, provider_error, send_error,
-};
+use super::{ChatError, Endpoint, Reply, join, provider_error, send_error};
 use eventsource_stream::Eventsource;
 use ftl_domain::prediction::ChatMessage;
 use ftl_trainer::GenerateParams;
@@ -137,16 +135,8 @@ pub async fn chat(
             }
             "content_block_delta" => {
                 if let Some(piece) = data["delta"]["text"].as_str().filter(|p| !p.is_empty()) {
-                    reply.ttft_ms.get_or_insert_with(|| ms_since(started));
-                    reply.text.push_str(piece);
-                    if tx.send(piece.to_string()).is_err() {
-                        reply.finish_reason = "cancelled".into();
+                    if !reply.take_piece(piece, started, tx)? {
                         return Ok(reply);
-                    }
-                    if reply.text.len() > MAX_REPLY_BYTES {
-                        return Err(ChatError::Stream(format!(
-                            "the answer passed {MAX_REPLY_BYTES} bytes"
-                        )));
                     }
                 }
             }

@@ -47,6 +47,29 @@ impl Reply {
             model_version: model_version.to_string(),
         }
     }
+
+    /// Takes a piece of a provider's stream: times the first, keeps the
+    /// text, hands it on. `Ok(false)`: the caller went away — the reply
+    /// ends `cancelled` and the provider's stream should be closed.
+    pub(crate) fn take_piece(
+        &mut self,
+        piece: &str,
+        started: Instant,
+        tx: &mpsc::UnboundedSender<String>,
+    ) -> Result<bool, ChatError> {
+        self.ttft_ms.get_or_insert_with(|| ms_since(started));
+        self.text.push_str(piece);
+        if tx.send(piece.to_string()).is_err() {
+            self.finish_reason = "cancelled".into();
+            return Ok(false);
+        }
+        if self.text.len() > MAX_REPLY_BYTES {
+            return Err(ChatError::Stream(format!(
+                "the answer passed {MAX_REPLY_BYTES} bytes"
+            )));
+        }
+        Ok(true)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,7 +303,7 @@ pub(crate) fn ms_since(started: Instant) -> f64 {
 }
 
 /// The most text a provider's answer may carry before it is cut off.
-pub(crate) const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
+const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
 
 /// A provider's error body (`{"error": {"message": …}}` in both wire
 /// formats), bounded, never echoing request headers.

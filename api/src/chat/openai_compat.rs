@@ -3,9 +3,7 @@
 //! with a bearer key, streamed as server-sent events with usage in the last
 //! chunk (`stream_options.include_usage`).
 
-use super::{
-    ChatError, Endpoint, MAX_REPLY_BYTES, Reply, join, ms_since, provider_error, send_error,
-};
+use super::{ChatError, Endpoint, Reply, join, ms_since, provider_error, send_error};
 use eventsource_stream::Eventsource;
 use ftl_domain::prediction::ChatMessage;
 use ftl_trainer::GenerateParams;
@@ -99,17 +97,9 @@ pub async fn chat(
             .as_str()
             .filter(|p| !p.is_empty())
         {
-            reply.ttft_ms.get_or_insert_with(|| ms_since(started));
-            reply.text.push_str(piece);
-            if tx.send(piece.to_string()).is_err() {
-                // The caller went away: close the provider's stream.
-                reply.finish_reason = "cancelled".into();
+            if !reply.take_piece(piece, started, tx)? {
+                // The caller went away: dropping the stream closes it.
                 return Ok(reply);
-            }
-            if reply.text.len() > MAX_REPLY_BYTES {
-                return Err(ChatError::Stream(format!(
-                    "the answer passed {MAX_REPLY_BYTES} bytes"
-                )));
             }
         }
         if let Some(f) = choice["finish_reason"].as_str() {
