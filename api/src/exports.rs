@@ -25,13 +25,13 @@ use crate::training::rest::{RestError, RestResult};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
 use ftl_domain::project::Scope;
-use ftl_projections::views::judgments::{self, JudgmentRow};
+use ftl_projections::views::judgments::{self, JudgmentRow, Tally};
 use ftl_projections::views::predictions::{
     self as view, Cursor, Outcome, PredictionFilter, PredictionRow, PredictionSort,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -373,71 +373,6 @@ fn omit_nulls(v: Value) -> Value {
     }
 }
 
-/// What an exchange's current judgments (as of the export) say.
-#[derive(Debug, Default)]
-struct Verdict {
-    up: i64,
-    down: i64,
-    /// The latest current thumb: +1 or −1.
-    thumbs: Option<i64>,
-    successes: i64,
-    failures: i64,
-    /// The latest current evaluation.
-    success: Option<bool>,
-    tags: BTreeSet<String>,
-    overall: Vec<f64>,
-    /// The latest current overall rating.
-    rating: Option<f64>,
-}
-
-impl Verdict {
-    fn of(history: &[JudgmentRow]) -> Self {
-        let mut v = Verdict::default();
-        let mut now = judgments::current(history);
-        now.sort_by_key(|j| j.position);
-        for j in now {
-            match j.kind.as_str() {
-                "thumb" => {
-                    let up = j.payload["up"] == true;
-                    if up {
-                        v.up += 1;
-                    } else {
-                        v.down += 1;
-                    }
-                    v.thumbs = Some(if up { 1 } else { -1 });
-                }
-                "evaluation" => {
-                    let ok = j.payload["success"] == true;
-                    if ok {
-                        v.successes += 1;
-                    } else {
-                        v.failures += 1;
-                    }
-                    v.success = Some(ok);
-                    v.tags = j.payload["tags"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|t| t.as_str().map(str::to_string))
-                        .collect();
-                }
-                _ => {
-                    if let Some(o) = j.payload["axes"]["overall"].as_f64() {
-                        v.overall.push(o);
-                        v.rating = Some(o);
-                    }
-                }
-            }
-        }
-        v
-    }
-
-    /// A failed evaluation or a thumb down: not an answer to train on.
-    fn bad(&self) -> bool {
-        self.success == Some(false) || self.thumbs == Some(-1)
-    }
-}
-
 fn assistant_id(r: &PredictionRow) -> String {
     format!("{}:answer", r.prediction_id)
 }
@@ -455,14 +390,14 @@ fn metrics(r: &PredictionRow) -> Value {
            "cost_usd": r.cost_usd.map(money)})
 }
 
-fn evaluation(v: &Verdict) -> Value {
-    json!({"thumbs": v.thumbs, "rating": v.rating, "success": v.success,
-           "failure_tags": v.tags.iter().collect::<Vec<_>>()})
+fn evaluation(v: &Tally) -> Value {
+    json!({"thumbs": v.latest_thumb, "rating": v.latest_overall, "success": v.latest_success,
+           "failure_tags": v.latest_tags})
 }
 
 /// §5: one conversation per exchange.
 fn conversation_item(r: &PredictionRow, history: &[JudgmentRow]) -> Value {
-    let v = Verdict::of(history);
+    let v = Tally::of_current(history);
     let created = ts(r.started_at);
     let mut messages: Vec<Value> = r
         .messages
@@ -494,7 +429,7 @@ fn conversation_item(r: &PredictionRow, history: &[JudgmentRow]) -> Value {
 
 /// The existing web app's lines: `{messages, metrics?, evaluation?}`.
 fn legacy_conversation(r: &PredictionRow, history: &[JudgmentRow]) -> Value {
-    let v = Verdict::of(history);
+    let v = Tally::of_current(history);
     let messages: Vec<Value> = conversation(r)
         .into_iter()
         .map(|m| json!({"role": m["role"], "content": m["content"]}))
@@ -507,7 +442,7 @@ fn legacy_conversation(r: &PredictionRow, history: &[JudgmentRow]) -> Value {
 /// and `drop_bad` asks to leave such conversations out, or when nothing
 /// would be left to train on (its only assistant turn is the bad answer).
 pub fn sft_row(r: &PredictionRow, history: &[JudgmentRow], drop_bad: bool) -> Option<Value> {
-    let bad = Verdict::of(history).bad();
+    let bad = Tally::of_current(history).bad();
     let earlier_answers = r
         .messages
         .as_array()
@@ -525,9 +460,7 @@ pub fn sft_row(r: &PredictionRow, history: &[JudgmentRow], drop_bad: bool) -> Op
 }
 
 fn prediction_item(r: &PredictionRow, history: &[JudgmentRow]) -> Value {
-    let v = Verdict::of(history);
-    let mean =
-        (!v.overall.is_empty()).then(|| v.overall.iter().sum::<f64>() / v.overall.len() as f64);
+    let v = Tally::of_current(history);
     json!({
         "prediction_id": r.prediction_id,
         "started_at": ts(r.started_at),
@@ -544,13 +477,13 @@ fn prediction_item(r: &PredictionRow, history: &[JudgmentRow]) -> Value {
         "completion_tokens": r.completion_tokens,
         "usage_source": r.usage_source,
         "cost_usd": r.cost_usd.map(money),
-        "thumbs_up": v.up,
-        "thumbs_down": v.down,
+        "thumbs_up": v.thumbs_up,
+        "thumbs_down": v.thumbs_down,
         "evaluated_success": v.successes,
         "evaluated_failure": v.failures,
-        "failure_tags": v.tags.iter().collect::<Vec<_>>(),
-        "ratings": v.overall.len(),
-        "mean_overall": mean,
+        "failure_tags": v.latest_tags,
+        "ratings": v.ratings,
+        "mean_overall": v.mean_overall(),
     })
 }
 

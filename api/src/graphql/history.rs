@@ -10,7 +10,7 @@ use super::{caller, state};
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use ftl_domain::project::Scope;
-use ftl_projections::views::judgments::{self, HistoryFilter, JudgmentRow};
+use ftl_projections::views::judgments::{self, HistoryFilter, JudgmentRow, Tally};
 use std::collections::BTreeMap;
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -85,56 +85,32 @@ pub fn trends(
         let s = bucket_start(*t, bucket);
         out.entry(s).or_insert_with(|| empty(s)).predictions += 1;
     }
-    let current = judgments::current(history);
-    let mut judged: BTreeMap<DateTime<Utc>, std::collections::BTreeSet<uuid::Uuid>> =
-        BTreeMap::new();
-    let mut successes: BTreeMap<DateTime<Utc>, i64> = BTreeMap::new();
-    let mut overall: BTreeMap<DateTime<Utc>, f64> = BTreeMap::new();
-    let mut tags: BTreeMap<DateTime<Utc>, BTreeMap<String, i64>> = BTreeMap::new();
-    for j in current {
-        let s = bucket_start(j.started_at, bucket);
-        let b = out.entry(s).or_insert_with(|| empty(s));
-        judged.entry(s).or_default().insert(j.prediction_id);
-        match j.kind.as_str() {
-            "thumb" if j.payload["up"] == true => b.thumbs_up += 1,
-            "thumb" => b.thumbs_down += 1,
-            "evaluation" => {
-                b.evaluations += 1;
-                if j.payload["success"] == true {
-                    *successes.entry(s).or_default() += 1;
-                } else {
-                    for t in j.payload["tags"].as_array().into_iter().flatten() {
-                        if let Some(t) = t.as_str() {
-                            *tags.entry(s).or_default().entry(t.to_string()).or_default() += 1;
-                        }
-                    }
-                }
-            }
-            _ => {
-                if let Some(v) = j.payload["axes"]["overall"].as_f64() {
-                    b.ratings += 1;
-                    *overall.entry(s).or_default() += v;
-                }
-            }
-        }
+    // Current judgments in log order, tallied per bucket of their exchange.
+    let mut now = judgments::current(history);
+    now.sort_by_key(|j| j.position);
+    let mut tallies: BTreeMap<DateTime<Utc>, Tally> = BTreeMap::new();
+    for j in now {
+        tallies
+            .entry(bucket_start(j.started_at, bucket))
+            .or_default()
+            .add(j);
     }
-    for (s, b) in out.iter_mut() {
-        b.judged = judged.get(s).map_or(0, |p| p.len() as i64);
-        if b.evaluations > 0 {
-            b.success_rate =
-                Some(successes.get(s).copied().unwrap_or(0) as f64 / b.evaluations as f64);
-        }
-        if b.ratings > 0 {
-            b.mean_overall = Some(overall.get(s).copied().unwrap_or(0.0) / b.ratings as f64);
-        }
-        let mut t: Vec<TagTally> = tags
-            .remove(s)
-            .unwrap_or_default()
+    for (s, t) in tallies {
+        let b = out.entry(s).or_insert_with(|| empty(s));
+        b.judged = t.judged.len() as i64;
+        b.thumbs_up = t.thumbs_up;
+        b.thumbs_down = t.thumbs_down;
+        b.evaluations = t.evaluations();
+        b.success_rate = t.success_rate();
+        b.ratings = t.ratings;
+        b.mean_overall = t.mean_overall();
+        let mut tags: Vec<TagTally> = t
+            .failure_tags
             .into_iter()
             .map(|(tag, count)| TagTally { tag, count })
             .collect();
-        t.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.tag.cmp(&b.tag)));
-        b.failure_tags = t;
+        tags.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.tag.cmp(&b.tag)));
+        b.failure_tags = tags;
     }
     let mut v: Vec<JudgmentTrend> = out.into_values().collect();
     if bucket == TrendBucket::All
@@ -197,15 +173,14 @@ impl HistoryQuery {
         };
         let mut history = history;
         if let Some(t) = &tag {
-            let tagged: std::collections::BTreeSet<uuid::Uuid> = judgments::current(&history)
+            let mut by: BTreeMap<uuid::Uuid, Vec<JudgmentRow>> = BTreeMap::new();
+            for h in &history {
+                by.entry(h.prediction_id).or_default().push(h.clone());
+            }
+            let tagged: std::collections::BTreeSet<uuid::Uuid> = by
                 .into_iter()
-                .filter(|j| {
-                    j.kind == "evaluation"
-                        && j.payload["tags"]
-                            .as_array()
-                            .is_some_and(|a| a.iter().any(|x| x == t.as_str()))
-                })
-                .map(|j| j.prediction_id)
+                .filter(|(_, rows)| Tally::of_current(rows).any_tags.contains(t.as_str()))
+                .map(|(id, _)| id)
                 .collect();
             times.retain(|(id, _)| tagged.contains(id));
             history.retain(|h| tagged.contains(&h.prediction_id));

@@ -164,6 +164,105 @@ pub fn current(rows: &[JudgmentRow]) -> Vec<&JudgmentRow> {
         .collect()
 }
 
+/// What current judgments add up to (of one exchange, or of many): the
+/// one place a thumb, an evaluation and a rating are read out of a payload.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// Exchanges with at least one judgment counted.
+    pub judged: std::collections::BTreeSet<Uuid>,
+    pub thumbs_up: i64,
+    pub thumbs_down: i64,
+    /// The latest thumb counted: +1 or −1.
+    pub latest_thumb: Option<i64>,
+    pub successes: i64,
+    pub failures: i64,
+    /// The latest evaluation counted: success, and its tags.
+    pub latest_success: Option<bool>,
+    pub latest_tags: Vec<String>,
+    /// Tags of failed evaluations, with counts.
+    pub failure_tags: BTreeMap<String, i64>,
+    /// Tags of any evaluation counted (successes' too).
+    pub any_tags: std::collections::BTreeSet<String>,
+    /// Ratings with an overall score: how many, their sum, the latest.
+    pub ratings: i64,
+    pub overall_sum: f64,
+    pub latest_overall: Option<f64>,
+}
+
+impl Tally {
+    /// The current judgments among `rows` (log order), tallied in log order.
+    pub fn of_current(rows: &[JudgmentRow]) -> Self {
+        let mut now = current(rows);
+        now.sort_by_key(|j| j.position);
+        let mut t = Tally::default();
+        for j in now {
+            t.add(j);
+        }
+        t
+    }
+
+    /// Counts one current judgment (call in log order for `latest_*`).
+    pub fn add(&mut self, j: &JudgmentRow) {
+        self.judged.insert(j.prediction_id);
+        let p = &j.payload;
+        match j.kind.as_str() {
+            "thumb" => {
+                let up = p["up"] == true;
+                if up {
+                    self.thumbs_up += 1;
+                } else {
+                    self.thumbs_down += 1;
+                }
+                self.latest_thumb = Some(if up { 1 } else { -1 });
+            }
+            "evaluation" => {
+                let ok = p["success"] == true;
+                let tags: Vec<String> = p["tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect();
+                if ok {
+                    self.successes += 1;
+                } else {
+                    self.failures += 1;
+                    for t in &tags {
+                        *self.failure_tags.entry(t.clone()).or_default() += 1;
+                    }
+                }
+                self.any_tags.extend(tags.iter().cloned());
+                self.latest_success = Some(ok);
+                self.latest_tags = tags;
+            }
+            _ => {
+                if let Some(o) = p["axes"]["overall"].as_f64() {
+                    self.ratings += 1;
+                    self.overall_sum += o;
+                    self.latest_overall = Some(o);
+                }
+            }
+        }
+    }
+
+    pub fn evaluations(&self) -> i64 {
+        self.successes + self.failures
+    }
+
+    pub fn success_rate(&self) -> Option<f64> {
+        (self.evaluations() > 0).then(|| self.successes as f64 / self.evaluations() as f64)
+    }
+
+    pub fn mean_overall(&self) -> Option<f64> {
+        (self.ratings > 0).then(|| self.overall_sum / self.ratings as f64)
+    }
+
+    /// Judged bad: the latest evaluation failed or the latest thumb is down.
+    pub fn bad(&self) -> bool {
+        self.latest_success == Some(false) || self.latest_thumb == Some(-1)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
