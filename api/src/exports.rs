@@ -31,7 +31,6 @@ use ftl_projections::views::predictions::{
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -328,10 +327,7 @@ impl Pages {
         let history =
             judgments::history_of(&self.st.db, self.project, &ids, self.filter.until_position)
                 .await?;
-        let mut by: BTreeMap<Uuid, Vec<JudgmentRow>> = BTreeMap::new();
-        for h in history {
-            by.entry(h.prediction_id).or_default().push(h);
-        }
+        let by = judgments::by_exchange(history);
         let of = |r: &PredictionRow| by.get(&r.prediction_id).map_or(&[][..], |v| v.as_slice());
         Ok(match self.kind {
             Kind::Predictions => rows.iter().map(|r| prediction_item(r, of(r))).collect(),

@@ -134,10 +134,10 @@ pub async fn chat(
                 }
             }
             "content_block_delta" => {
-                if let Some(piece) = data["delta"]["text"].as_str().filter(|p| !p.is_empty()) {
-                    if !reply.take_piece(piece, started, tx)? {
-                        return Ok(reply);
-                    }
+                if let Some(piece) = data["delta"]["text"].as_str().filter(|p| !p.is_empty())
+                    && !reply.take_piece(piece, started, tx)?
+                {
+                    return Ok(reply);
                 }
             }
             "message_delta" => {

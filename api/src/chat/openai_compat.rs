@@ -96,11 +96,10 @@ pub async fn chat(
         if let Some(piece) = choice["delta"]["content"]
             .as_str()
             .filter(|p| !p.is_empty())
+            && !reply.take_piece(piece, started, tx)?
         {
-            if !reply.take_piece(piece, started, tx)? {
-                // The caller went away: dropping the stream closes it.
-                return Ok(reply);
-            }
+            // The caller went away: dropping the stream closes it.
+            return Ok(reply);
         }
         if let Some(f) = choice["finish_reason"].as_str() {
             reply.finish_reason = f.to_string();

@@ -173,10 +173,7 @@ impl HistoryQuery {
         };
         let mut history = history;
         if let Some(t) = &tag {
-            let mut by: BTreeMap<uuid::Uuid, Vec<JudgmentRow>> = BTreeMap::new();
-            for h in &history {
-                by.entry(h.prediction_id).or_default().push(h.clone());
-            }
+            let by = judgments::by_exchange(history.iter().cloned());
             let tagged: std::collections::BTreeSet<uuid::Uuid> = by
                 .into_iter()
                 .filter(|(_, rows)| Tally::of_current(rows).any_tags.contains(t.as_str()))
@@ -247,21 +244,25 @@ impl HistoryMutation {
             let history = judgments::history_of(&st.db, c.project_id.0, chunk, None)
                 .await
                 .map_err(internal)?;
+            let by = judgments::by_exchange(history);
+            let found: BTreeMap<uuid::Uuid, _> =
+                ftl_projections::views::predictions::predictions_with_ids(
+                    &st.db,
+                    c.project_id.0,
+                    chunk,
+                )
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .map(|r| (r.prediction_id, r))
+                .collect();
             for uuid in chunk {
-                let row =
-                    ftl_projections::views::predictions::prediction(&st.db, c.project_id.0, *uuid)
-                        .await
-                        .map_err(internal)?
-                        .ok_or_else(|| {
-                            gql_error(Code::NotFound, format!("prediction {uuid} not found"))
-                        })?;
-                let mine: Vec<JudgmentRow> = history
-                    .iter()
-                    .filter(|h| h.prediction_id == *uuid)
-                    .cloned()
-                    .collect();
+                let row = found.get(uuid).ok_or_else(|| {
+                    gql_error(Code::NotFound, format!("prediction {uuid} not found"))
+                })?;
+                let mine = by.get(uuid).map_or(&[][..], Vec::as_slice);
                 let drop_bad = drop_bad_conversations.unwrap_or(false);
-                match crate::exports::sft_row(&row, &mine, drop_bad) {
+                match crate::exports::sft_row(row, mine, drop_bad) {
                     Some(record) => {
                         jsonl.push_str(&record.to_string());
                         jsonl.push('\n');

@@ -123,6 +123,17 @@ pub async fn history_of(
     })
 }
 
+/// Judgments grouped by their exchange (each group in log order).
+pub fn by_exchange(
+    rows: impl IntoIterator<Item = JudgmentRow>,
+) -> BTreeMap<Uuid, Vec<JudgmentRow>> {
+    let mut by: BTreeMap<Uuid, Vec<JudgmentRow>> = BTreeMap::new();
+    for r in rows {
+        by.entry(r.prediction_id).or_default().push(r);
+    }
+    by
+}
+
 /// Exchanges of a project (optionally one model, one source) that started
 /// in `[from, to)`: their ids and start times, oldest first.
 pub async fn prediction_times(

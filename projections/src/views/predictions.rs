@@ -506,6 +506,33 @@ pub async fn predictions(
     })
 }
 
+/// These exchanges of `project` (those that exist), in no set order.
+pub async fn predictions_with_ids(
+    db: &Db,
+    project: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<PredictionRow>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT * FROM predictions WHERE project_id = $1 AND prediction_id IN ({})",
+        list.join(", ")
+    );
+    crate::on_pool!(db, |pool| {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(project);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| prediction_row!(r))
+            .collect()
+    })
+}
+
 pub async fn prediction(
     db: &Db,
     project: Uuid,
