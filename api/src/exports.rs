@@ -29,6 +29,7 @@ use ftl_projections::views::judgments::{self, JudgmentRow, Tally};
 use ftl_projections::views::predictions::{
     self as view, Cursor, Outcome, PredictionFilter, PredictionRow, PredictionSort,
 };
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -249,37 +250,29 @@ async fn export(
     let first = pages.next().await.map_err(RestError::internal)?;
     let mut writer = Writer::new(r.kind, r.format, manifest);
     let head = writer.page(&first);
-    // (pages, writer, the first chunk, ended)
-    let stream = futures::stream::unfold(
-        (pages, writer, Some(head), false),
-        move |(mut pages, mut writer, head, ended)| async move {
-            if ended {
-                return None;
+    // The first chunk, then a chunk per page, then the file's end; an
+    // error after the status is sent ends the body early (the client sees
+    // a truncated download) and is logged.
+    let rest = futures::stream::unfold(Some((pages, writer)), |state| async move {
+        let (mut pages, mut writer) = state?;
+        if pages.done {
+            return Some((Ok(web::Bytes::from(writer.finish())), None));
+        }
+        match pages.next().await {
+            Ok(rows) => Some((
+                Ok(web::Bytes::from(writer.page(&rows))),
+                Some((pages, writer)),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "export failed mid-stream");
+                Some((
+                    Err(actix_web::error::ErrorInternalServerError("export failed")),
+                    None,
+                ))
             }
-            if let Some(h) = head {
-                return Some((Ok(web::Bytes::from(h)), (pages, writer, None, false)));
-            }
-            if pages.done {
-                let tail = writer.finish();
-                return Some((Ok(web::Bytes::from(tail)), (pages, writer, None, true)));
-            }
-            match pages.next().await {
-                Ok(rows) => {
-                    let bytes = writer.page(&rows);
-                    Some((Ok(web::Bytes::from(bytes)), (pages, writer, None, false)))
-                }
-                Err(e) => {
-                    // The status is sent: end the body early (the client
-                    // sees a truncated download) and log why.
-                    tracing::error!(error = %e, "export failed mid-stream");
-                    Some((
-                        Err(actix_web::error::ErrorInternalServerError("export failed")),
-                        (pages, writer, None, true),
-                    ))
-                }
-            }
-        },
-    );
+        }
+    });
+    let stream = futures::stream::once(async move { Ok(web::Bytes::from(head)) }).chain(rest);
     Ok(HttpResponse::Ok()
         .content_type(content_type)
         .insert_header((
