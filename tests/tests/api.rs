@@ -95,6 +95,19 @@ impl TestServer {
             .to_string()
     }
 
+    /// `PUT /api/v1/datasets?name=…`: (status, body).
+    pub async fn upload(&self, key: &str, name: &str, body: String) -> (u16, Value) {
+        let r = self
+            .http
+            .put(format!("{}/api/v1/datasets?name={name}", self.base))
+            .bearer_auth(key)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
     pub async fn stop(self) {
         self.handle.stop(true).await;
     }
@@ -411,6 +424,22 @@ async fn authentication_and_project_isolation(backend: Backend) {
         "{err}"
     );
     s.stop().await;
+}
+
+/// OpenAI chat rows `say <w>` → `<w>` said `reply_words` times, the words
+/// in order, `copies` times over.
+pub(crate) fn chat_rows(words: &[&str], copies: usize, reply_words: usize) -> String {
+    words
+        .iter()
+        .map(|w| {
+            let reply = vec![*w; reply_words].join(" ");
+            json!({"messages": [{"role": "user", "content": format!("say {w}")},
+                                {"role": "assistant", "content": reply}]})
+            .to_string()
+                + "\n"
+        })
+        .collect::<String>()
+        .repeat(copies)
 }
 
 pub(crate) fn ws_url(s: &TestServer) -> String {

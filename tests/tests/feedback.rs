@@ -4,7 +4,7 @@
 //! says), multi-axis ratings by two raters (agreement as §10's worked
 //! example says), re-ratings, and project isolation.
 
-use crate::api::TestServer;
+use crate::api::{TestServer, chat_rows};
 use ftl_domain::project::Scope;
 use ftl_tests::Backend;
 use serde_json::{Value, json};
@@ -14,27 +14,13 @@ const R1: [i64; 10] = [1, 2, 3, 3, 4, 5, 5, 2, 4, 3];
 const R2: [i64; 10] = [1, 3, 3, 2, 4, 5, 4, 2, 4, 4];
 
 async fn trained_model(s: &TestServer, key: &str) -> String {
-    let rows: String = ["red", "blue", "teal", "plum"]
-        .iter()
-        .map(|w| {
-            json!({"messages": [{"role": "user", "content": format!("say {w}")},
-                                {"role": "assistant", "content": format!("{w} {w}")}]})
-            .to_string()
-                + "\n"
-        })
-        .collect::<String>()
-        .repeat(4);
-    let ds: Value = s
-        .http
-        .put(format!("{}/api/v1/datasets?name=chats.jsonl", s.base))
-        .bearer_auth(key)
-        .body(rows)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, ds) = s
+        .upload(
+            key,
+            "chats.jsonl",
+            chat_rows(&["red", "blue", "teal", "plum"], 4, 2),
+        )
+        .await;
     let config = json!({
         "model": {"name": "ftl/byte-transformer-tiny", "torch_dtype": "float32"},
         "lora": {"enabled": false},

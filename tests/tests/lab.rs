@@ -3,7 +3,7 @@
 //! export as TRL and OpenAI DPO preference data, and a DPO job trains on the
 //! exported dataset.
 
-use crate::api::TestServer;
+use crate::api::{TestServer, chat_rows};
 use ftl_domain::project::Scope;
 use ftl_tests::Backend;
 use serde_json::{Value, json};
@@ -100,27 +100,7 @@ async fn comparison_lab_to_dpo(backend: Backend) {
     })
     .await;
     let key = s.key("lab", Scope::Write).await;
-    let rows: String = WORDS
-        .iter()
-        .map(|w| {
-            json!({"messages": [{"role": "user", "content": format!("say {w}")},
-                                {"role": "assistant", "content": format!("{w} {w}")}]})
-            .to_string()
-                + "\n"
-        })
-        .collect::<String>()
-        .repeat(3);
-    let chats: Value = s
-        .http
-        .put(format!("{}/api/v1/datasets?name=chats.jsonl", s.base))
-        .bearer_auth(&key)
-        .body(rows)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, chats) = s.upload(&key, "chats.jsonl", chat_rows(&WORDS, 3, 2)).await;
     let (_, a) = train(&s, &key, &chats, "sft", "ftl/byte-transformer-tiny", 12).await;
     let (_, b) = train(&s, &key, &chats, "sft", "ftl/byte-transformer-tiny", 4).await;
 

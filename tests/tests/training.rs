@@ -6,7 +6,7 @@
 //! and the worker protocol: leases, per-job tokens, recovery when a worker
 //! disappears, errors grouped by fingerprint.
 
-use crate::api::{TestServer, subscribe_to, ws_url};
+use crate::api::{TestServer, chat_rows, subscribe_to, ws_url};
 use ftl_domain::project::Scope;
 use ftl_tests::Backend;
 use serde_json::{Value, json};
@@ -29,15 +29,7 @@ fn sft_rows() -> String {
     let words = [
         "red", "blue", "green", "gold", "gray", "pink", "teal", "plum",
     ];
-    (0..64)
-        .map(|i| {
-            let w = words[i % words.len()];
-            json!({"messages": [{"role": "user", "content": format!("say {w}")},
-                                {"role": "assistant", "content": format!("{w} {w} {w}")}]})
-            .to_string()
-                + "\n"
-        })
-        .collect()
+    chat_rows(&words, 8, 3)
 }
 
 fn corpus() -> String {
@@ -58,18 +50,6 @@ fn config(model: &str, method: &str, steps: u64) -> Value {
         // 3.5 cents: 5 s to save before the 30 s release backstop.
         "budget": {"stop_margin_s": 35, "alert_thresholds_percent": [10, 100]}
     })
-}
-
-async fn upload(s: &TestServer, key: &str, name: &str, body: String) -> (u16, Value) {
-    let r = s
-        .http
-        .put(format!("{}/api/v1/datasets?name={name}", s.base))
-        .bearer_auth(key)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
 }
 
 async fn job(s: &TestServer, key: &str, id: &str) -> Value {
@@ -151,22 +131,18 @@ async fn managed_training_end_to_end(backend: Backend) {
     let key = s.key("trainers", Scope::Write).await;
 
     // Datasets: parsed before anything is stored; the same file twice is one dataset.
-    let (status, bad) = upload(
-        &s,
-        &key,
-        "bad.jsonl",
-        "{\"messages\": []}\nnot json\n".into(),
-    )
-    .await;
+    let (status, bad) = s
+        .upload(&key, "bad.jsonl", "{\"messages\": []}\nnot json\n".into())
+        .await;
     assert_eq!(status, 422, "{bad}");
     assert_eq!(bad["code"], "dataset_invalid");
     assert_eq!(bad["issues"][1]["line"], 2, "{bad}");
-    let (status, text) = upload(&s, &key, "corpus.txt", corpus()).await;
+    let (status, text) = s.upload(&key, "corpus.txt", corpus()).await;
     assert_eq!(status, 201, "{text}");
     assert_eq!(text["kind"], "text");
-    let (status, again) = upload(&s, &key, "corpus.txt", corpus()).await;
+    let (status, again) = s.upload(&key, "corpus.txt", corpus()).await;
     assert_eq!((status, again["id"].clone()), (200, text["id"].clone()));
-    let (status, chat) = upload(&s, &key, "chat.jsonl", sft_rows()).await;
+    let (status, chat) = s.upload(&key, "chat.jsonl", sft_rows()).await;
     assert_eq!(status, 201, "{chat}");
     assert_eq!(
         (chat["kind"].as_str(), chat["examples"].as_i64()),
@@ -519,7 +495,7 @@ async fn worker_leases_tokens_recovery_and_errors(backend: Backend) {
     let key = s.key("workers", Scope::Write).await;
     let reader = s.key("workers", Scope::Read).await;
     let other = s.key("elsewhere", Scope::Write).await;
-    let (_, chat) = upload(&s, &key, "chat.jsonl", sft_rows()).await;
+    let (_, chat) = s.upload(&key, "chat.jsonl", sft_rows()).await;
     let mut c = config("ftl/byte-transformer-tiny", "sft", 12);
     c["checkpoint"]["save_steps"] = json!(5);
     let create = |name: &'static str| {
