@@ -18,8 +18,7 @@ use ftl_domain::ids::{JobId, ProjectId, derive_event_id};
 use ftl_domain::job::{JobCreated, JobEvent, JobStarted, JobSucceeded, Provider};
 use ftl_domain::metrics::{MetricPoint, MetricsLogged};
 use ftl_domain::project::Scope;
-use ftl_tests::Backend;
-use ftl_tests::bench::{drop_database, label, median, pct};
+use ftl_tests::bench::{BackendArg, drop_database, label, median, pct, print_machine};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -50,13 +49,6 @@ enum Which {
     Rebuild,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
-enum BackendArg {
-    Sqlite,
-    Postgres,
-    Both,
-}
-
 type Res<T> = anyhow::Result<T>;
 
 /// The allocator of the `finetune-lab` binary, so the in-process server
@@ -72,17 +64,8 @@ async fn main() -> Res<()> {
     } else {
         args.which.clone()
     };
-    let backends = match args.backend {
-        BackendArg::Sqlite => vec![Backend::Sqlite],
-        BackendArg::Postgres => vec![Backend::Postgres],
-        BackendArg::Both => vec![Backend::Sqlite, Backend::Postgres],
-    };
-    println!(
-        "machine: {} cores, {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::env::consts::ARCH
-    );
-    for backend in backends {
+    print_machine();
+    for backend in args.backend.backends() {
         for w in &which {
             let url = backend.fresh_url().await?;
             let r = match w {

@@ -20,8 +20,7 @@ use ftl_domain::ids::{PredictionId, derive_event_id};
 use ftl_domain::prediction::{ChatMessage, PredictionRecorded};
 use ftl_domain::project::Scope;
 use ftl_projections::views::predictions::{self as view, PredictionFilter, PredictionSort};
-use ftl_tests::Backend;
-use ftl_tests::bench::{drop_database, label, pct};
+use ftl_tests::bench::{BackendArg, drop_database, label, pct, print_machine};
 use serde_json::{Value, json};
 use std::time::Instant;
 use uuid::Uuid;
@@ -52,13 +51,6 @@ enum Which {
     Record,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq)]
-enum BackendArg {
-    Sqlite,
-    Postgres,
-    Both,
-}
-
 type Res<T> = anyhow::Result<T>;
 
 #[global_allocator]
@@ -72,17 +64,8 @@ async fn main() -> Res<()> {
     } else {
         args.which.clone()
     };
-    let backends = match args.backend {
-        BackendArg::Sqlite => vec![Backend::Sqlite],
-        BackendArg::Postgres => vec![Backend::Postgres],
-        BackendArg::Both => vec![Backend::Sqlite, Backend::Postgres],
-    };
-    println!(
-        "machine: {} cores, {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::env::consts::ARCH
-    );
-    for backend in backends {
+    print_machine();
+    for backend in args.backend.backends() {
         for w in &which {
             let url = backend.fresh_url().await?;
             let r = match w {

@@ -131,6 +131,35 @@ pub async fn read_model_snapshot(db: &Db) -> anyhow::Result<Vec<String>> {
 
 /// Helpers the benchmarks share.
 pub mod bench {
+    use super::Backend;
+
+    /// `--backend`: which store backend(s) a benchmark runs on.
+    #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+    pub enum BackendArg {
+        Sqlite,
+        Postgres,
+        Both,
+    }
+
+    impl BackendArg {
+        pub fn backends(self) -> Vec<Backend> {
+            match self {
+                BackendArg::Sqlite => vec![Backend::Sqlite],
+                BackendArg::Postgres => vec![Backend::Postgres],
+                BackendArg::Both => vec![Backend::Sqlite, Backend::Postgres],
+            }
+        }
+    }
+
+    /// The first line of every benchmark's output.
+    pub fn print_machine() {
+        println!(
+            "machine: {} cores, {}",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            std::env::consts::ARCH
+        );
+    }
+
     /// `sqlite` or `postgres`, from a database URL.
     pub fn label(url: &str) -> &'static str {
         if url.starts_with("sqlite:") {
