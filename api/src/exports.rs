@@ -210,12 +210,9 @@ async fn export(
     // for an earlier one.
     let current = st
         .projections
-        .status()
+        .position("predictions")
         .await
-        .map_err(RestError::internal)?
-        .into_iter()
-        .find(|p| p.name == "predictions")
-        .map_or(0, |p| p.position);
+        .map_err(RestError::internal)?;
     let position = match r.filter.until_position {
         Some(p) if p as u64 > current => {
             return Err(RestError::invalid(format!(

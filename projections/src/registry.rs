@@ -306,6 +306,12 @@ impl Projections {
         }
     }
 
+    /// How far one projection's active generation has applied the log.
+    pub async fn position(&self, name: &str) -> Result<u64, ProjectionError> {
+        let generation = self.active_generation(name).await?.unwrap_or(0);
+        Ok(checkpoint(&self.db, name, generation).await?)
+    }
+
     pub async fn status(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
         let head = self.store.head_position().await?;
         let mut out = Vec::new();
