@@ -351,6 +351,16 @@ async fn external_models_chat_and_usage(backend: Backend) {
         )
         .await;
     assert_eq!(got, "NOT_FOUND");
+
+    // The comparison lab asks external models too, in parallel.
+    let q = "mutation($m: [ID!]!) { createComparison(name: \"ext\", modelIds: $m, prompts: [\"compare me\"], maxTokens: 8) { prompts { responses { content predictionId } } } }";
+    let cmp = s.ok(&key, q, json!({"m": [oa_id, an_id]})).await["createComparison"].clone();
+    let answers = cmp["prompts"][0]["responses"].as_array().unwrap();
+    assert_eq!(answers.len(), 2);
+    assert!(
+        answers.iter().all(|a| a["content"] == "echo: compare me"),
+        "{cmp}"
+    );
     s.stop().await;
 
     // Without an encryption key, a key cannot be stored (fail closed); a
