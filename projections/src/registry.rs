@@ -233,9 +233,18 @@ impl Projections {
                     }
                 }
             }
-            match runner::step(&self.db, &self.store, p.as_ref(), generation, runner::BATCH).await {
-                Ok(Some(pos)) => self.publish(p.name(), pos),
-                Ok(None) => {
+            let stop = shutdown.clone();
+            let caught_up = runner::catch_up(
+                &self.db,
+                &self.store,
+                &p,
+                generation,
+                |pos| self.publish(p.name(), pos),
+                || *stop.borrow(),
+            )
+            .await;
+            match caught_up {
+                Ok(_) => {
                     self.publish_from_table(&p, generation).await;
                     wait(&mut wake, &mut shutdown, self.poll).await;
                 }
@@ -331,11 +340,15 @@ impl Projections {
     pub async fn catch_up(&self) -> Result<(), ProjectionError> {
         for p in self.list.iter() {
             let g = self.active_generation(p.name()).await?.unwrap_or(1);
-            while let Some(pos) =
-                runner::step(&self.db, &self.store, p.as_ref(), g, runner::BATCH).await?
-            {
-                self.publish(p.name(), pos);
-            }
+            runner::catch_up(
+                &self.db,
+                &self.store,
+                p,
+                g,
+                |pos| self.publish(p.name(), pos),
+                || false,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -351,14 +364,9 @@ impl Projections {
         drop_generation(&mut tx, p.as_ref(), new).await?;
         create_generation(&mut tx, p.as_ref(), new).await?;
         tx.commit().await?;
-        let mut events = 0u64;
         let mut last = 0u64;
-        while let Some(pos) =
-            runner::step(&self.db, &self.store, p.as_ref(), new, runner::BATCH).await?
-        {
-            last = pos;
-            events += 1;
-        }
+        let batches =
+            runner::catch_up(&self.db, &self.store, &p, new, |pos| last = pos, || false).await?;
         let mut tx = DbTx::begin(&self.db).await?;
         switch_views(&mut tx, p.as_ref(), new).await?;
         tx.commit().await?;
@@ -371,7 +379,7 @@ impl Projections {
             name: name.to_string(),
             generation: new,
             position: last,
-            batches: events,
+            batches,
             elapsed: started.elapsed(),
         })
     }

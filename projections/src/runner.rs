@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use ftl_commands::Db;
 use ftl_commands::store::{DynStore, Metadata, RecordedEvent, StoreError};
 use ftl_domain::DomainEvent;
+use std::sync::Arc;
 
 /// An event decoded for a projection.
 #[derive(Debug, Clone)]
@@ -43,6 +44,8 @@ pub enum ProjectionError {
     Codec(String),
     #[error("checkpoint of {0} moved under us (another runner is active)")]
     CheckpointMoved(String),
+    #[error("reading ahead: {0}")]
+    ReadAhead(String),
     #[error("unknown projection {0:?}")]
     Unknown(String),
 }
@@ -98,16 +101,22 @@ pub async fn checkpoint(db: &Db, name: &str, generation: i64) -> Result<u64, sql
     Ok(pos.unwrap_or(0).max(0) as u64)
 }
 
-/// Applies one batch of at most `batch` events (fewer once they weigh
-/// `WEIGHT_BUDGET`). Returns the new checkpoint, or `None` when caught up.
-pub async fn step(
-    db: &Db,
+/// Events read from the log for one transaction: every event after `from`
+/// up to `last`, the ones the projection handles decoded.
+pub struct Batch {
+    from: u64,
+    last: Option<u64>,
+    decoded: Vec<Decoded>,
+}
+
+/// Reads the batch after position `from`: at most `batch` events, fewer once
+/// they weigh `WEIGHT_BUDGET`.
+pub async fn read_batch(
     store: &DynStore,
     projection: &dyn Projection,
-    generation: i64,
+    from: u64,
     batch: usize,
-) -> Result<Option<u64>, ProjectionError> {
-    let from = checkpoint(db, projection.name(), generation).await?;
+) -> Result<Batch, ProjectionError> {
     let mut decoded = Vec::new();
     let mut weight = 0;
     let mut last = None;
@@ -137,13 +146,29 @@ pub async fn step(
         }
         page = (page * 4).min(batch - read);
     }
-    let Some(last) = last else {
+    Ok(Batch {
+        from,
+        last,
+        decoded,
+    })
+}
+
+/// Applies a batch and moves the checkpoint from `batch.from` to its last
+/// position in one transaction (compare-and-set: it fails if another runner
+/// moved the checkpoint). Returns the new checkpoint, `None` for an empty batch.
+pub async fn apply_batch(
+    db: &Db,
+    projection: &dyn Projection,
+    generation: i64,
+    batch: &Batch,
+) -> Result<Option<u64>, ProjectionError> {
+    let Some(last) = batch.last else {
         return Ok(None);
     };
     let mut tx = DbTx::begin(db).await?;
-    if !decoded.is_empty() {
+    if !batch.decoded.is_empty() {
         projection
-            .apply(&mut tx, &suffix(generation), &decoded)
+            .apply(&mut tx, &suffix(generation), &batch.decoded)
             .await?;
     }
     let moved = execute!(
@@ -153,7 +178,7 @@ pub async fn step(
         Utc::now(),
         projection.name(),
         generation,
-        from as i64
+        batch.from as i64
     )?;
     if moved != 1 {
         return Err(ProjectionError::CheckpointMoved(
@@ -162,4 +187,67 @@ pub async fn step(
     }
     tx.commit().await?;
     Ok(Some(last))
+}
+
+/// Applies one batch of at most `batch` events (fewer once they weigh
+/// `WEIGHT_BUDGET`). Returns the new checkpoint, or `None` when caught up.
+pub async fn step(
+    db: &Db,
+    store: &DynStore,
+    projection: &dyn Projection,
+    generation: i64,
+    batch: usize,
+) -> Result<Option<u64>, ProjectionError> {
+    let from = checkpoint(db, projection.name(), generation).await?;
+    let read = read_batch(store, projection, from, batch).await?;
+    apply_batch(db, projection, generation, &read).await
+}
+
+/// Applies batches until the projection has caught up with the log (or
+/// `stop` says so, between transactions), reading and decoding the next
+/// batch while the current one is written: on a log far ahead (a rebuild, a
+/// restart) the reading half and the writing half run on different cores.
+/// `progress` hears each new checkpoint. Returns the batches applied.
+pub async fn catch_up(
+    db: &Db,
+    store: &DynStore,
+    projection: &Arc<dyn Projection>,
+    generation: i64,
+    mut progress: impl FnMut(u64),
+    stop: impl Fn() -> bool,
+) -> Result<u64, ProjectionError> {
+    let from = checkpoint(db, projection.name(), generation).await?;
+    let mut current = read_batch(store, projection.as_ref(), from, BATCH).await?;
+    let mut applied = 0;
+    while let Some(last) = current.last {
+        let ahead = ReadAhead(tokio::spawn({
+            let (store, projection) = (store.clone(), projection.clone());
+            async move { read_batch(&store, projection.as_ref(), last, BATCH).await }
+        }));
+        apply_batch(db, projection.as_ref(), generation, &current).await?;
+        applied += 1;
+        progress(last);
+        if stop() {
+            break;
+        }
+        current = ahead.finish().await?;
+    }
+    Ok(applied)
+}
+
+/// The next batch being read; aborted if the caller stops waiting for it.
+struct ReadAhead(tokio::task::JoinHandle<Result<Batch, ProjectionError>>);
+
+impl ReadAhead {
+    async fn finish(mut self) -> Result<Batch, ProjectionError> {
+        (&mut self.0)
+            .await
+            .map_err(|e| ProjectionError::ReadAhead(e.to_string()))?
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -79,15 +79,17 @@ pub async fn read_model_snapshot(db: &Db) -> anyhow::Result<Vec<String>> {
             "job_id, project_id, name, status, config, tags, failure_reason, error, seq",
             "seq",
         ),
+        // Points and rollups by their series' job and key: series ids are
+        // the read model's own numbering.
         (
-            "metric_points",
-            "job_id, key, step, value, ts_ms",
-            "job_id, key, step, ts_ms",
+            "metric_points p JOIN metric_series s ON s.series_id = p.series_id",
+            "s.job_id, s.key, p.step, p.value, p.ts_ms",
+            "s.job_id, s.key, p.step, p.pos, p.idx",
         ),
         (
-            "metric_rollups",
-            "job_id, key, level, bucket, n, nan_n, pinf_n, ninf_n, finite_n, vsum, vmin, vmax, min_step, max_step, last_step, last_value",
-            "job_id, key, level, bucket",
+            "metric_rollups r JOIN metric_series s ON s.series_id = r.series_id",
+            "s.job_id, s.key, r.level, r.bucket, r.n, r.nan_n, r.pinf_n, r.ninf_n, r.finite_n, r.vsum, r.vmin, r.vmax, r.min_step, r.max_step, r.last_step, r.last_value",
+            "s.job_id, s.key, r.level, r.bucket",
         ),
         (
             "metric_latest",

@@ -114,14 +114,7 @@ impl RecordedEvent {
     }
 
     pub fn decode(&self) -> Result<DomainEvent, ftl_domain::EventCodecError> {
-        let payload = self
-            .payload_json()
-            .map_err(|e| ftl_domain::EventCodecError::Malformed {
-                event_type: self.event_type.clone(),
-                version: self.schema_version,
-                message: e.to_string(),
-            })?;
-        DomainEvent::decode(&self.event_type, self.schema_version, payload)
+        DomainEvent::decode_text(&self.event_type, self.schema_version, &self.payload)
     }
 }
 

@@ -16,7 +16,7 @@ use crate::metrics::{MetricsLogged, MetricsLoggedV1};
 use crate::prediction::PredictionRecorded;
 use crate::project::*;
 use crate::registry::{DatasetRegistered, ExternalModelRegistered, ModelPriceSet, ModelRegistered};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -230,107 +230,141 @@ impl DomainEvent {
 
     /// Decodes a stored event of any known version into the latest struct.
     pub fn decode(event_type: &str, version: u32, payload: Value) -> Result<Self, EventCodecError> {
-        let unknown = || EventCodecError::Unknown {
+        let latest = Self::check_known(event_type, version)?;
+        let malformed = |message: String| EventCodecError::Malformed {
             event_type: event_type.to_string(),
             version,
+            message,
         };
-        let latest = latest_version(event_type).ok_or_else(unknown)?;
-        if !SCHEMAS.contains(&(event_type, version)) {
-            return Err(unknown());
-        }
-        let payload =
-            upcast::to_latest(event_type, version, latest, payload).map_err(|message| {
-                EventCodecError::Malformed {
-                    event_type: event_type.to_string(),
-                    version,
-                    message,
-                }
-            })?;
+        let payload = upcast::to_latest(event_type, version, latest, payload).map_err(malformed)?;
+        Self::from_latest(event_type, payload)
+            .map_err(|e| malformed(e.to_string()))?
+            .ok_or_else(|| Self::unknown(event_type, version))
+    }
+
+    /// Decodes a stored payload given as JSON text. An event in its latest
+    /// version is read straight into its struct, without an intermediate
+    /// `serde_json::Value` (a 10,000-point metric batch is 40,000 values
+    /// fewer to allocate); an older one goes through the upcasters.
+    pub fn decode_text(
+        event_type: &str,
+        version: u32,
+        payload: &str,
+    ) -> Result<Self, EventCodecError> {
+        let latest = Self::check_known(event_type, version)?;
         let malformed = |e: serde_json::Error| EventCodecError::Malformed {
             event_type: event_type.to_string(),
             version,
             message: e.to_string(),
         };
-        fn de<T: DeserializeOwned>(v: Value) -> Result<T, serde_json::Error> {
-            serde_json::from_value(v)
+        if version != latest {
+            let value: Value = serde_json::from_str(payload).map_err(malformed)?;
+            return Self::decode(event_type, version, value);
         }
+        let mut de = serde_json::Deserializer::from_str(payload);
+        let event = Self::from_latest(event_type, &mut de).map_err(malformed)?;
+        de.end().map_err(malformed)?;
+        event.ok_or_else(|| Self::unknown(event_type, version))
+    }
+
+    fn unknown(event_type: &str, version: u32) -> EventCodecError {
+        EventCodecError::Unknown {
+            event_type: event_type.to_string(),
+            version,
+        }
+    }
+
+    /// The latest version of a known `(event_type, version)`.
+    fn check_known(event_type: &str, version: u32) -> Result<u32, EventCodecError> {
+        let latest =
+            latest_version(event_type).ok_or_else(|| Self::unknown(event_type, version))?;
+        if !SCHEMAS.contains(&(event_type, version)) {
+            return Err(Self::unknown(event_type, version));
+        }
+        Ok(latest)
+    }
+
+    /// The event from a payload in its type's latest schema, from any JSON
+    /// deserializer; `None` for an unknown type.
+    fn from_latest<'de, D>(event_type: &str, payload: D) -> Result<Option<Self>, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        use serde::de::Error as _;
         if ManagedEvent::TYPES.contains(&event_type) {
-            return ManagedEvent::decode(event_type, payload)
-                .map(|e| Self::Job(JobEvent::Managed(e)))
-                .map_err(malformed);
+            let value = Value::deserialize(payload)?;
+            return ManagedEvent::decode(event_type, value)
+                .map(|e| Some(Self::Job(JobEvent::Managed(e))))
+                .map_err(D::Error::custom);
         }
-        Ok(match event_type {
-            "job.logs_appended" => Self::LogsAppended(de(payload).map_err(malformed)?),
-            "dataset.registered" => Self::DatasetRegistered(de(payload).map_err(malformed)?),
-            "model.registered" => Self::ModelRegistered(de(payload).map_err(malformed)?),
+        Ok(Some(match event_type {
+            "job.logs_appended" => Self::LogsAppended(Deserialize::deserialize(payload)?),
+            "dataset.registered" => Self::DatasetRegistered(Deserialize::deserialize(payload)?),
+            "model.registered" => Self::ModelRegistered(Deserialize::deserialize(payload)?),
             "model.external_registered" => {
-                Self::ExternalModelRegistered(de(payload).map_err(malformed)?)
+                Self::ExternalModelRegistered(Deserialize::deserialize(payload)?)
             }
-            "model.price_set" => Self::ModelPriceSet(de(payload).map_err(malformed)?),
-            "prediction.recorded" => Self::PredictionRecorded(de(payload).map_err(malformed)?),
-            "prediction.thumb_set" => Self::ThumbSet(de(payload).map_err(malformed)?),
-            "prediction.evaluated" => Self::Evaluated(de(payload).map_err(malformed)?),
-            "prediction.rated" => Self::Rated(de(payload).map_err(malformed)?),
-            "comparison.created" => Self::ComparisonCreated(de(payload).map_err(malformed)?),
+            "model.price_set" => Self::ModelPriceSet(Deserialize::deserialize(payload)?),
+            "prediction.recorded" => Self::PredictionRecorded(Deserialize::deserialize(payload)?),
+            "prediction.thumb_set" => Self::ThumbSet(Deserialize::deserialize(payload)?),
+            "prediction.evaluated" => Self::Evaluated(Deserialize::deserialize(payload)?),
+            "prediction.rated" => Self::Rated(Deserialize::deserialize(payload)?),
+            "comparison.created" => Self::ComparisonCreated(Deserialize::deserialize(payload)?),
             "comparison.response_recorded" => {
-                Self::ComparisonResponse(de(payload).map_err(malformed)?)
+                Self::ComparisonResponse(Deserialize::deserialize(payload)?)
             }
-            "comparison.voted" => Self::ComparisonVoted(de(payload).map_err(malformed)?),
-            "project.created" => Self::ProjectCreated(de(payload).map_err(malformed)?),
-            "api_key.created" => Self::ApiKeyCreated(de(payload).map_err(malformed)?),
-            "api_key.revoked" => Self::ApiKeyRevoked(de(payload).map_err(malformed)?),
-            "job.created" => Self::Job(JobEvent::Created(de(payload).map_err(malformed)?)),
-            "job.started" => Self::Job(JobEvent::Started(de(payload).map_err(malformed)?)),
-            "job.succeeded" => Self::Job(JobEvent::Succeeded(de(payload).map_err(malformed)?)),
-            "job.failed" => Self::Job(JobEvent::Failed(de(payload).map_err(malformed)?)),
-            "job.cancelled" => Self::Job(JobEvent::Cancelled(de(payload).map_err(malformed)?)),
-            "job.reopened" => Self::Job(JobEvent::Reopened(de(payload).map_err(malformed)?)),
+            "comparison.voted" => Self::ComparisonVoted(Deserialize::deserialize(payload)?),
+            "project.created" => Self::ProjectCreated(Deserialize::deserialize(payload)?),
+            "api_key.created" => Self::ApiKeyCreated(Deserialize::deserialize(payload)?),
+            "api_key.revoked" => Self::ApiKeyRevoked(Deserialize::deserialize(payload)?),
+            "job.created" => Self::Job(JobEvent::Created(Deserialize::deserialize(payload)?)),
+            "job.started" => Self::Job(JobEvent::Started(Deserialize::deserialize(payload)?)),
+            "job.succeeded" => Self::Job(JobEvent::Succeeded(Deserialize::deserialize(payload)?)),
+            "job.failed" => Self::Job(JobEvent::Failed(Deserialize::deserialize(payload)?)),
+            "job.cancelled" => Self::Job(JobEvent::Cancelled(Deserialize::deserialize(payload)?)),
+            "job.reopened" => Self::Job(JobEvent::Reopened(Deserialize::deserialize(payload)?)),
             "job.params_logged" => {
-                Self::Job(JobEvent::ParamsLogged(de(payload).map_err(malformed)?))
+                Self::Job(JobEvent::ParamsLogged(Deserialize::deserialize(payload)?))
             }
-            "job.run_tags_set" => Self::Job(JobEvent::RunTagsSet(de(payload).map_err(malformed)?)),
+            "job.run_tags_set" => {
+                Self::Job(JobEvent::RunTagsSet(Deserialize::deserialize(payload)?))
+            }
             "job.run_tag_deleted" => {
-                Self::Job(JobEvent::RunTagDeleted(de(payload).map_err(malformed)?))
+                Self::Job(JobEvent::RunTagDeleted(Deserialize::deserialize(payload)?))
             }
-            "job.renamed" => Self::Job(JobEvent::Renamed(de(payload).map_err(malformed)?)),
-            "job.deleted" => Self::Job(JobEvent::Deleted(de(payload).map_err(malformed)?)),
-            "job.restored" => Self::Job(JobEvent::Restored(de(payload).map_err(malformed)?)),
-            "job.run_status_reported" => {
-                Self::Job(JobEvent::RunStatusReported(de(payload).map_err(malformed)?))
-            }
+            "job.renamed" => Self::Job(JobEvent::Renamed(Deserialize::deserialize(payload)?)),
+            "job.deleted" => Self::Job(JobEvent::Deleted(Deserialize::deserialize(payload)?)),
+            "job.restored" => Self::Job(JobEvent::Restored(Deserialize::deserialize(payload)?)),
+            "job.run_status_reported" => Self::Job(JobEvent::RunStatusReported(
+                Deserialize::deserialize(payload)?,
+            )),
             "job.artifact_stored" => {
-                Self::Job(JobEvent::ArtifactStored(de(payload).map_err(malformed)?))
+                Self::Job(JobEvent::ArtifactStored(Deserialize::deserialize(payload)?))
             }
-            "job.artifact_deleted" => {
-                Self::Job(JobEvent::ArtifactDeleted(de(payload).map_err(malformed)?))
-            }
+            "job.artifact_deleted" => Self::Job(JobEvent::ArtifactDeleted(
+                Deserialize::deserialize(payload)?,
+            )),
             "experiment.created" => {
-                Self::Experiment(ExperimentEvent::Created(de(payload).map_err(malformed)?))
+                Self::Experiment(ExperimentEvent::Created(Deserialize::deserialize(payload)?))
             }
             "experiment.renamed" => {
-                Self::Experiment(ExperimentEvent::Renamed(de(payload).map_err(malformed)?))
+                Self::Experiment(ExperimentEvent::Renamed(Deserialize::deserialize(payload)?))
             }
             "experiment.deleted" => {
-                Self::Experiment(ExperimentEvent::Deleted(de(payload).map_err(malformed)?))
+                Self::Experiment(ExperimentEvent::Deleted(Deserialize::deserialize(payload)?))
             }
-            "experiment.restored" => {
-                Self::Experiment(ExperimentEvent::Restored(de(payload).map_err(malformed)?))
-            }
+            "experiment.restored" => Self::Experiment(ExperimentEvent::Restored(
+                Deserialize::deserialize(payload)?,
+            )),
             "experiment.tag_set" => {
-                Self::Experiment(ExperimentEvent::TagSet(de(payload).map_err(malformed)?))
+                Self::Experiment(ExperimentEvent::TagSet(Deserialize::deserialize(payload)?))
             }
             "job.metrics_logged" => {
-                let v1: MetricsLoggedV1 = de(payload).map_err(malformed)?;
-                Self::MetricsLogged(MetricsLogged::try_from(v1).map_err(|message| {
-                    EventCodecError::Malformed {
-                        event_type: event_type.to_string(),
-                        version,
-                        message,
-                    }
-                })?)
+                let v1: MetricsLoggedV1 = Deserialize::deserialize(payload)?;
+                Self::MetricsLogged(MetricsLogged::try_from(v1).map_err(D::Error::custom)?)
             }
-            _ => return Err(unknown()),
-        })
+            _ => return Ok(None),
+        }))
     }
 }
 
@@ -404,6 +438,52 @@ mod tests {
                 "{event_type} v{version} changed shape"
             );
         }
+    }
+
+    #[test]
+    fn text_decoding_agrees_with_value_decoding() {
+        for (event_type, version) in SCHEMAS {
+            let path = fixture_dir().join(format!("{event_type}.v{version}.json"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let from_text = DomainEvent::decode_text(event_type, *version, &text)
+                .unwrap_or_else(|e| panic!("{event_type} v{version}: {e}"));
+            let from_value =
+                DomainEvent::decode(event_type, *version, serde_json::from_str(&text).unwrap())
+                    .unwrap();
+            assert_eq!(
+                from_text.to_payload(),
+                from_value.to_payload(),
+                "{event_type} v{version}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_decoding_rejects_what_value_decoding_rejects() {
+        let text = std::fs::read_to_string(fixture_dir().join("job.started.v1.json")).unwrap();
+        let trailing = format!("{text} {{}}");
+        assert!(matches!(
+            DomainEvent::decode_text("job.started", 1, &trailing),
+            Err(EventCodecError::Malformed { .. })
+        ));
+        assert!(matches!(
+            DomainEvent::decode_text("job.started", 1, "{\"job_id\": 7}"),
+            Err(EventCodecError::Malformed { .. })
+        ));
+        assert!(matches!(
+            DomainEvent::decode_text("job.no_such_event", 1, "{}"),
+            Err(EventCodecError::Unknown { .. })
+        ));
+        assert!(matches!(
+            DomainEvent::decode_text("job.started", 99, &text),
+            Err(EventCodecError::Unknown { .. })
+        ));
+        // A metric batch whose rows name a key index that does not exist.
+        let bad = r#"{"job_id":"6f1c2f0e-8d9b-4c59-9f57-1f0a4c1d2e3f","keys":["loss"],"points":[[3,1,0.5,1700000000000]]}"#;
+        assert!(matches!(
+            DomainEvent::decode_text("job.metrics_logged", 1, bad),
+            Err(EventCodecError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Metric points, multi-resolution rollups, and the latest value per key.
 //!
-//! Every point lands in `metric_points`. Rollups keep, per (job, key, level,
+//! Every point lands in `metric_points`. Rollups keep, per (series, level,
 //! bucket) with buckets of 8^level steps, the count, NaN/±∞ counts, the sum
 //! of finite values, min, max and the last value. A series query picks the
 //! coarsest level finer than the requested resolution, so it reads at most
@@ -8,8 +8,8 @@
 //! keep a single-step spike visible after downsampling.
 
 use super::{from_sql_f64, sqlite_values, to_sql_f64, types};
+use crate::DbTx;
 use crate::runner::{Decoded, Projection, ProjectionError};
-use crate::{DbTx, execute};
 use async_trait::async_trait;
 use ftl_commands::Db;
 use ftl_domain::DomainEvent;
@@ -27,8 +27,11 @@ pub fn level_width(level: u32) -> i64 {
 
 pub struct MetricsProjection;
 
-/// (job, key, level, bucket)
-type RollupKey<'a> = (Uuid, &'a str, u32, i64);
+/// (series, level, bucket)
+type RollupKey = (i64, u32, i64);
+
+/// A point row: (series, step, log position, index in its event, value, timestamp).
+type PointRow = (i64, i64, i64, i64, f64, i64);
 
 /// Aggregate of a set of points; merges associatively.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,22 +112,42 @@ impl Projection for MetricsProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["metric_points", "metric_rollups", "metric_latest"]
+        &[
+            "metric_series",
+            "metric_points",
+            "metric_rollups",
+            "metric_latest",
+        ]
     }
 
+    /// A series — one key of one job — has an integer id: points and rollups
+    /// are keyed by it, so their B-trees compare and bind integers only, and
+    /// on SQLite they are clustered by it (`WITHOUT ROWID`: one tree per
+    /// table, no separate index). A point's key ends with its log position
+    /// and index in its event, so repeated steps stay distinct and a rebuild
+    /// produces the same rows.
     fn ddl(&self, postgres: bool, s: &str) -> String {
         let t = types(postgres);
         let (u, f) = (t.uuid, t.float);
+        let (id, clustered) = if postgres {
+            ("BIGINT", "")
+        } else {
+            ("INTEGER", " WITHOUT ROWID")
+        };
         format!(
-            "CREATE TABLE IF NOT EXISTS metric_points{s} (
-                job_id {u} NOT NULL, key TEXT NOT NULL, step BIGINT NOT NULL, value {f}, ts_ms BIGINT NOT NULL);
-             CREATE INDEX IF NOT EXISTS metric_points{s}_series ON metric_points{s} (job_id, key, step);
+            "CREATE TABLE IF NOT EXISTS metric_series{s} (
+                series_id {id} NOT NULL PRIMARY KEY, job_id {u} NOT NULL, key TEXT NOT NULL);
+             CREATE UNIQUE INDEX IF NOT EXISTS metric_series{s}_key ON metric_series{s} (job_id, key);
+             CREATE TABLE IF NOT EXISTS metric_points{s} (
+                series_id BIGINT NOT NULL, step BIGINT NOT NULL, pos BIGINT NOT NULL, idx BIGINT NOT NULL,
+                value {f}, ts_ms BIGINT NOT NULL,
+                PRIMARY KEY (series_id, step, pos, idx)){clustered};
              CREATE TABLE IF NOT EXISTS metric_rollups{s} (
-                job_id {u} NOT NULL, key TEXT NOT NULL, level BIGINT NOT NULL, bucket BIGINT NOT NULL,
+                series_id BIGINT NOT NULL, level BIGINT NOT NULL, bucket BIGINT NOT NULL,
                 n BIGINT NOT NULL, nan_n BIGINT NOT NULL, pinf_n BIGINT NOT NULL, ninf_n BIGINT NOT NULL,
                 finite_n BIGINT NOT NULL, vsum {f} NOT NULL, vmin {f}, vmax {f},
                 min_step BIGINT NOT NULL, max_step BIGINT NOT NULL, last_step BIGINT NOT NULL, last_value {f},
-                PRIMARY KEY (job_id, key, level, bucket));
+                PRIMARY KEY (series_id, level, bucket)){clustered};
              CREATE TABLE IF NOT EXISTS metric_latest{s} (
                 job_id {u} NOT NULL, key TEXT NOT NULL, step BIGINT NOT NULL, value {f}, ts_ms BIGINT NOT NULL,
                 PRIMARY KEY (job_id, key));"
@@ -142,27 +165,45 @@ impl Projection for MetricsProjection {
         events: &[Decoded],
     ) -> Result<(), ProjectionError> {
         let mut latest: HashMap<(Uuid, &str), (i64, f64, i64)> = HashMap::default();
-        let mut rows: Vec<(Uuid, &str, i64, f64, i64)> = Vec::new();
-        let mut touched: HashSet<RollupKey<'_>> = HashSet::default();
-        let mut names: HashSet<&str> = HashSet::default();
+        // The batch's series in order of first appearance (ids are handed
+        // out in that order, so a rebuild numbers them as the live run did).
+        let mut order: Vec<(Uuid, &str)> = Vec::new();
+        let mut seen: HashMap<(Uuid, &str), usize> = HashMap::default();
         for d in events {
             let DomainEvent::MetricsLogged(m) = &d.event else {
                 continue;
             };
             let job = m.job_id.0;
             for p in &m.points {
-                rows.push((job, p.key.as_str(), p.step, p.value, p.timestamp_ms));
-                names.insert(p.key.as_str());
-                for level in 1..=LEVELS {
-                    touched.insert((job, p.key.as_str(), level, p.step / level_width(level)));
-                }
-                let e = latest.entry((job, p.key.as_str())).or_insert((
-                    p.step,
-                    p.value,
-                    p.timestamp_ms,
-                ));
+                let series = (job, p.key.as_str());
+                seen.entry(series).or_insert_with(|| {
+                    order.push(series);
+                    order.len() - 1
+                });
+                let e = latest
+                    .entry(series)
+                    .or_insert((p.step, p.value, p.timestamp_ms));
                 if newer(p.step, p.timestamp_ms, p.value, e) {
                     *e = (p.step, p.value, p.timestamp_ms);
+                }
+            }
+        }
+        let ids = series_ids(tx, s, &order).await?;
+        let id_of = |job: Uuid, key: &str| seen.get(&(job, key)).map(|i| ids[*i]);
+        let mut rows: Vec<PointRow> = Vec::new();
+        let mut touched: HashSet<RollupKey> = HashSet::default();
+        for d in events {
+            let DomainEvent::MetricsLogged(m) = &d.event else {
+                continue;
+            };
+            for (i, p) in m.points.iter().enumerate() {
+                let Some(series) = id_of(m.job_id.0, &p.key) else {
+                    continue;
+                };
+                let pos = d.position as i64;
+                rows.push((series, p.step, pos, i as i64, p.value, p.timestamp_ms));
+                for level in 1..=LEVELS {
+                    touched.insert((series, level, p.step / level_width(level)));
                 }
             }
         }
@@ -170,27 +211,132 @@ impl Projection for MetricsProjection {
         // log order, so the float operations are the same whatever the batch
         // boundaries: a rebuild yields bit-identical sums. Each touched row is
         // read once and written once per batch.
-        let mut rollups = load_rollups(tx, s, &touched, &names).await?;
-        for d in events {
-            let DomainEvent::MetricsLogged(m) = &d.event else {
-                continue;
-            };
-            for p in &m.points {
-                let point = Agg::of(p.step, p.value);
-                for level in 1..=LEVELS {
-                    let bucket = p.step / level_width(level);
-                    rollups
-                        .entry((m.job_id.0, p.key.as_str(), level, bucket))
-                        .and_modify(|a| a.merge(&point))
-                        .or_insert(point);
-                }
+        let mut rollups = load_rollups(tx, s, &touched).await?;
+        for (series, step, _, _, value, _) in &rows {
+            let point = Agg::of(*step, *value);
+            for level in 1..=LEVELS {
+                rollups
+                    .entry((*series, level, step / level_width(level)))
+                    .and_modify(|a| a.merge(&point))
+                    .or_insert(point);
             }
         }
+        // In key order, each series' points go in at its tree's edge.
+        rows.sort_unstable_by_key(|r| (r.0, r.1, r.2, r.3));
         insert_points(tx, s, &rows).await?;
         upsert_rollups(tx, s, &rollups).await?;
         upsert_latest(tx, s, &latest).await?;
         Ok(())
     }
+}
+
+/// Rows per statement, within SQLite's 32,766 bound variables.
+const SERIES_ROWS: usize = 10_000;
+const POINT_ROWS: usize = 5_000;
+const ROLLUP_ROWS: usize = 2_000;
+
+/// The ids of the given series, in the same order; series seen for the first
+/// time get the next free ids, in that order.
+async fn series_ids(
+    tx: &mut DbTx,
+    s: &str,
+    series: &[(Uuid, &str)],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut known: HashMap<(Uuid, String), i64> = HashMap::default();
+    match tx {
+        DbTx::Sqlite(t) => {
+            for chunk in series.chunks(SERIES_ROWS) {
+                let sql = format!(
+                    "WITH k(job_id, key) AS (VALUES {})
+                     SELECT s.series_id, s.job_id, s.key FROM k CROSS JOIN metric_series{s} s
+                     WHERE s.job_id = k.job_id AND s.key = k.key",
+                    sqlite_values(chunk.len(), 2)
+                );
+                let mut q = sqlx::query_as::<_, (i64, Uuid, String)>(sqlx::AssertSqlSafe(sql));
+                for (job, key) in chunk {
+                    q = q.bind(*job).bind(*key);
+                }
+                for (id, job, key) in q.fetch_all(&mut **t).await? {
+                    known.insert((job, key), id);
+                }
+            }
+        }
+        DbTx::Postgres(t) => {
+            let sql = format!(
+                "SELECT s.series_id, s.job_id, s.key
+                 FROM UNNEST($1::uuid[], $2::text[]) AS k(job_id, key)
+                 JOIN metric_series{s} s ON s.job_id = k.job_id AND s.key = k.key"
+            );
+            let rows = sqlx::query_as::<_, (i64, Uuid, String)>(sqlx::AssertSqlSafe(sql))
+                .bind(series.iter().map(|k| k.0).collect::<Vec<_>>())
+                .bind(series.iter().map(|k| k.1).collect::<Vec<_>>())
+                .fetch_all(&mut **t)
+                .await?;
+            for (id, job, key) in rows {
+                known.insert((job, key), id);
+            }
+        }
+    }
+    if known.len() == series.len() {
+        return Ok(series
+            .iter()
+            .map(|(job, key)| known.get(&(*job, (*key).to_string())).copied().unwrap_or(0))
+            .collect());
+    }
+    let max_sql = format!("SELECT COALESCE(MAX(series_id), 0) FROM metric_series{s}");
+    let mut next: i64 = match tx {
+        DbTx::Sqlite(t) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(max_sql))
+                .fetch_one(&mut **t)
+                .await?
+        }
+        DbTx::Postgres(t) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(max_sql))
+                .fetch_one(&mut **t)
+                .await?
+        }
+    };
+    let mut ids = Vec::with_capacity(series.len());
+    let mut new: Vec<(i64, Uuid, &str)> = Vec::new();
+    for (job, key) in series {
+        let id = match known.get(&(*job, (*key).to_string())) {
+            Some(id) => *id,
+            None => {
+                next += 1;
+                new.push((next, *job, key));
+                next
+            }
+        };
+        ids.push(id);
+    }
+    match tx {
+        DbTx::Sqlite(t) => {
+            for chunk in new.chunks(SERIES_ROWS) {
+                let sql = format!(
+                    "INSERT INTO metric_series{s} (series_id, job_id, key) VALUES {}",
+                    sqlite_values(chunk.len(), 3)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (id, job, key) in chunk {
+                    q = q.bind(*id).bind(*job).bind(*key);
+                }
+                q.execute(&mut **t).await?;
+            }
+        }
+        DbTx::Postgres(t) => {
+            let sql = format!(
+                "INSERT INTO metric_series{s} (series_id, job_id, key)
+                 SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::text[])"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(new.iter().map(|r| r.0).collect::<Vec<_>>())
+                .bind(new.iter().map(|r| r.1).collect::<Vec<_>>())
+                .bind(new.iter().map(|r| r.2).collect::<Vec<_>>())
+                .execute(&mut **t)
+                .await?;
+        }
+    }
+    Ok(ids)
 }
 
 /// An `Agg` from the aggregate columns of a rollup row (either backend; the
@@ -217,26 +363,17 @@ where
     })
 }
 
-/// A loaded rollup row: its key (name borrowed back from `names`) and aggregate.
-fn rollup_entry<'a, R: Row>(
-    r: &R,
-    names: &HashSet<&'a str>,
-) -> Result<Option<(RollupKey<'a>, Agg)>, sqlx::Error>
+/// A loaded rollup row: its key and aggregate.
+fn rollup_entry<R: Row>(r: &R) -> Result<(RollupKey, Agg), sqlx::Error>
 where
-    for<'b> Uuid: sqlx::Decode<'b, R::Database> + sqlx::Type<R::Database>,
-    for<'b> String: sqlx::Decode<'b, R::Database> + sqlx::Type<R::Database>,
-    for<'b> i64: sqlx::Decode<'b, R::Database> + sqlx::Type<R::Database>,
-    for<'b> f64: sqlx::Decode<'b, R::Database> + sqlx::Type<R::Database>,
-    for<'b> &'b str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> f64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
 {
-    let name: String = r.try_get("key")?;
-    let Some(key) = names.get(name.as_str()) else {
-        return Ok(None);
-    };
     let level = u32::try_from(r.try_get::<i64, _>("level")?).unwrap_or(0);
-    let job: Uuid = r.try_get("job_id")?;
+    let series: i64 = r.try_get("series_id")?;
     let bucket: i64 = r.try_get("bucket")?;
-    Ok(Some(((job, *key, level, bucket), agg_row(r)?)))
+    Ok(((series, level, bucket), agg_row(r)?))
 }
 
 /// The aggregate columns of `metric_rollups`, in `Agg` order.
@@ -247,15 +384,13 @@ macro_rules! rollup_cols {
 }
 const ROLLUP_COLS: &str = rollup_cols!();
 
-/// The stored aggregates of the touched rollup rows, keyed by the caller's
-/// borrowed keys (`names` maps a loaded key name back to its borrow).
-async fn load_rollups<'a>(
+/// The stored aggregates of the touched rollup rows.
+async fn load_rollups(
     tx: &mut DbTx,
     s: &str,
-    touched: &HashSet<RollupKey<'a>>,
-    names: &HashSet<&'a str>,
-) -> Result<HashMap<RollupKey<'a>, Agg>, sqlx::Error> {
-    let keys: Vec<&RollupKey<'a>> = touched.iter().collect();
+    touched: &HashSet<RollupKey>,
+) -> Result<HashMap<RollupKey, Agg>, sqlx::Error> {
+    let keys: Vec<&RollupKey> = touched.iter().collect();
     let mut out = HashMap::with_capacity_and_hasher(keys.len(), Default::default());
     match tx {
         // The keys as a CTE, one primary-key probe each. CROSS JOIN pins the
@@ -264,69 +399,59 @@ async fn load_rollups<'a>(
         DbTx::Sqlite(t) => {
             for chunk in keys.chunks(ROLLUP_ROWS) {
                 let sql = format!(
-                    "WITH k(job_id, key, level, bucket) AS (VALUES {})
-                     SELECT r.job_id, r.key, r.level, r.bucket, {ROLLUP_COLS} FROM k
+                    "WITH k(series_id, level, bucket) AS (VALUES {})
+                     SELECT r.series_id, r.level, r.bucket, {ROLLUP_COLS} FROM k
                      CROSS JOIN metric_rollups{s} r
-                     WHERE r.job_id = k.job_id AND r.key = k.key AND r.level = k.level AND r.bucket = k.bucket",
-                    sqlite_values(chunk.len(), 4)
+                     WHERE r.series_id = k.series_id AND r.level = k.level AND r.bucket = k.bucket",
+                    sqlite_values(chunk.len(), 3)
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (job, key, level, bucket) in chunk {
-                    q = q
-                        .bind(*job)
-                        .bind(*key)
-                        .bind(i64::from(*level))
-                        .bind(*bucket);
+                for (series, level, bucket) in chunk {
+                    q = q.bind(*series).bind(i64::from(*level)).bind(*bucket);
                 }
                 for r in q.fetch_all(&mut **t).await? {
-                    out.extend(rollup_entry(&r, names)?);
+                    let (k, a) = rollup_entry(&r)?;
+                    out.insert(k, a);
                 }
             }
         }
         // One statement with the keys as arrays, whatever their number.
         DbTx::Postgres(t) => {
             let sql = format!(
-                "SELECT r.job_id, r.key, r.level, r.bucket, {ROLLUP_COLS}
-                 FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::int8[]) AS k(job_id, key, level, bucket)
-                 JOIN metric_rollups{s} r ON r.job_id = k.job_id AND r.key = k.key AND r.level = k.level AND r.bucket = k.bucket"
+                "SELECT r.series_id, r.level, r.bucket, {ROLLUP_COLS}
+                 FROM UNNEST($1::int8[], $2::int8[], $3::int8[]) AS k(series_id, level, bucket)
+                 JOIN metric_rollups{s} r ON r.series_id = k.series_id AND r.level = k.level AND r.bucket = k.bucket"
             );
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(keys.iter().map(|k| k.0).collect::<Vec<_>>())
-                .bind(keys.iter().map(|k| k.1).collect::<Vec<_>>())
-                .bind(keys.iter().map(|k| i64::from(k.2)).collect::<Vec<_>>())
-                .bind(keys.iter().map(|k| k.3).collect::<Vec<_>>())
+                .bind(keys.iter().map(|k| i64::from(k.1)).collect::<Vec<_>>())
+                .bind(keys.iter().map(|k| k.2).collect::<Vec<_>>())
                 .fetch_all(&mut **t)
                 .await?;
             for r in rows {
-                out.extend(rollup_entry(&r, names)?);
+                let (k, a) = rollup_entry(&r)?;
+                out.insert(k, a);
             }
         }
     }
     Ok(out)
 }
 
-/// Rows per statement, within SQLite's 32,766 bound variables.
-const POINT_ROWS: usize = 6000;
-const ROLLUP_ROWS: usize = 2000;
-
-async fn insert_points(
-    tx: &mut DbTx,
-    s: &str,
-    rows: &[(Uuid, &str, i64, f64, i64)],
-) -> Result<(), sqlx::Error> {
+async fn insert_points(tx: &mut DbTx, s: &str, rows: &[PointRow]) -> Result<(), sqlx::Error> {
     match tx {
         DbTx::Sqlite(t) => {
             for chunk in rows.chunks(POINT_ROWS) {
                 let sql = format!(
-                    "INSERT INTO metric_points{s} (job_id, key, step, value, ts_ms) VALUES {}",
-                    sqlite_values(chunk.len(), 5)
+                    "INSERT INTO metric_points{s} (series_id, step, pos, idx, value, ts_ms) VALUES {}",
+                    sqlite_values(chunk.len(), 6)
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (job, key, step, value, ts) in chunk {
+                for (series, step, pos, idx, value, ts) in chunk {
                     q = q
-                        .bind(*job)
-                        .bind(*key)
+                        .bind(*series)
                         .bind(*step)
+                        .bind(*pos)
+                        .bind(*idx)
                         .bind(to_sql_f64(*value))
                         .bind(*ts);
                 }
@@ -335,15 +460,16 @@ async fn insert_points(
         }
         DbTx::Postgres(t) => {
             let sql = format!(
-                "INSERT INTO metric_points{s} (job_id, key, step, value, ts_ms)
-                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::float8[], $5::int8[])"
+                "INSERT INTO metric_points{s} (series_id, step, pos, idx, value, ts_ms)
+                 SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::float8[], $6::int8[])"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
                 .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
                 .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| to_sql_f64(r.3)).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.4).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| to_sql_f64(r.4)).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.5).collect::<Vec<_>>())
                 .execute(&mut **t)
                 .await?;
         }
@@ -354,26 +480,26 @@ async fn insert_points(
 async fn upsert_rollups(
     tx: &mut DbTx,
     s: &str,
-    rollups: &HashMap<RollupKey<'_>, Agg>,
+    rollups: &HashMap<RollupKey, Agg>,
 ) -> Result<(), sqlx::Error> {
-    let entries: Vec<(&RollupKey<'_>, &Agg)> = rollups.iter().collect();
+    let mut entries: Vec<(&RollupKey, &Agg)> = rollups.iter().collect();
+    entries.sort_unstable_by_key(|(k, _)| **k);
     let t = format!("metric_rollups{s}");
     let set = ROLLUP_COLS
         .split(", ")
         .map(|c| format!("{c} = excluded.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let head = format!("INSERT INTO {t} (job_id, key, level, bucket, {ROLLUP_COLS})");
-    let tail = format!("ON CONFLICT (job_id, key, level, bucket) DO UPDATE SET {set}");
+    let head = format!("INSERT INTO {t} (series_id, level, bucket, {ROLLUP_COLS})");
+    let tail = format!("ON CONFLICT (series_id, level, bucket) DO UPDATE SET {set}");
     match tx {
         DbTx::Sqlite(tx) => {
             for chunk in entries.chunks(ROLLUP_ROWS) {
-                let sql = format!("{head} VALUES {} {tail}", sqlite_values(chunk.len(), 16));
+                let sql = format!("{head} VALUES {} {tail}", sqlite_values(chunk.len(), 15));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for ((job, key, level, bucket), a) in chunk {
+                for ((series, level, bucket), a) in chunk {
                     q = q
-                        .bind(*job)
-                        .bind(*key)
+                        .bind(*series)
                         .bind(i64::from(*level))
                         .bind(*bucket)
                         .bind(a.n)
@@ -394,21 +520,20 @@ async fn upsert_rollups(
         }
         DbTx::Postgres(tx) => {
             let sql = format!(
-                "{head} SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[],
-                    $7::int8[], $8::int8[], $9::int8[], $10::float8[], $11::float8[], $12::float8[], $13::int8[],
-                    $14::int8[], $15::int8[], $16::float8[]) {tail}"
+                "{head} SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::int8[], $5::int8[],
+                    $6::int8[], $7::int8[], $8::int8[], $9::float8[], $10::float8[], $11::float8[], $12::int8[],
+                    $13::int8[], $14::int8[], $15::float8[]) {tail}"
             );
             let col = |f: fn(&Agg) -> i64| entries.iter().map(|(_, a)| f(a)).collect::<Vec<_>>();
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(entries.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
-                .bind(entries.iter().map(|(k, _)| k.1).collect::<Vec<_>>())
                 .bind(
                     entries
                         .iter()
-                        .map(|(k, _)| i64::from(k.2))
+                        .map(|(k, _)| i64::from(k.1))
                         .collect::<Vec<_>>(),
                 )
-                .bind(entries.iter().map(|(k, _)| k.3).collect::<Vec<_>>())
+                .bind(entries.iter().map(|(k, _)| k.2).collect::<Vec<_>>())
                 .bind(col(|a| a.n))
                 .bind(col(|a| a.nan_n))
                 .bind(col(|a| a.pinf_n))
@@ -441,25 +566,68 @@ fn newer(step: i64, ts: i64, value: f64, cur: &(i64, f64, i64)) -> bool {
         || ((step, ts) == (cur.0, cur.2) && value.partial_cmp(&cur.1) == Some(Ordering::Greater))
 }
 
+/// Rows per `metric_latest` upsert (5 parameters each).
+const LATEST_ROWS: usize = 5_000;
+
 async fn upsert_latest(
     tx: &mut DbTx,
     s: &str,
     latest: &HashMap<(Uuid, &str), (i64, f64, i64)>,
 ) -> Result<(), sqlx::Error> {
-    let sql = format!(
-        "INSERT INTO metric_latest{s} (job_id, key, step, value, ts_ms) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (job_id, key) DO UPDATE SET step = excluded.step, value = excluded.value, ts_ms = excluded.ts_ms
+    let rows: Vec<_> = latest.iter().collect();
+    let tail = format!(
+        "ON CONFLICT (job_id, key) DO UPDATE SET step = excluded.step, value = excluded.value, ts_ms = excluded.ts_ms
          WHERE excluded.step > metric_latest{s}.step
             OR (excluded.step = metric_latest{s}.step AND (excluded.ts_ms > metric_latest{s}.ts_ms
                 OR (excluded.ts_ms = metric_latest{s}.ts_ms AND excluded.value > metric_latest{s}.value)))"
     );
-    for ((job, key), (step, value, ts)) in latest {
-        execute!(tx, sql.clone(), *job, *key, *step, to_sql_f64(*value), *ts)?;
+    let head = format!("INSERT INTO metric_latest{s} (job_id, key, step, value, ts_ms)");
+    match tx {
+        DbTx::Sqlite(t) => {
+            for chunk in rows.chunks(LATEST_ROWS) {
+                // `WHERE true` tells SQLite's parser that ON CONFLICT belongs
+                // to the INSERT, not to a join in the SELECT.
+                let sql = format!(
+                    "{head} SELECT * FROM (VALUES {}) WHERE true {tail}",
+                    sqlite_values(chunk.len(), 5)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for ((job, key), (step, value, ts)) in chunk {
+                    q = q
+                        .bind(*job)
+                        .bind(*key)
+                        .bind(*step)
+                        .bind(to_sql_f64(*value))
+                        .bind(*ts);
+                }
+                q.execute(&mut **t).await?;
+            }
+        }
+        DbTx::Postgres(t) => {
+            let sql = format!(
+                "{head} SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::float8[], $5::int8[]) {tail}"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(rows.iter().map(|r| r.0.0).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.0.1).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.1.0).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| to_sql_f64(r.1.1)).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.1.2).collect::<Vec<_>>())
+                .execute(&mut **t)
+                .await?;
+        }
     }
     Ok(())
 }
 
 // ---- queries -------------------------------------------------------------
+
+/// The condition selecting the series of job `$1`, key `$2`.
+macro_rules! series_of {
+    () => {
+        "series_id = (SELECT series_id FROM metric_series WHERE job_id = $1 AND key = $2)"
+    };
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatestValue {
@@ -502,8 +670,9 @@ pub async fn history(
     offset: i64,
     limit: Option<i64>,
 ) -> Result<Vec<LatestValue>, sqlx::Error> {
-    let sql = "SELECT key, step, value, ts_ms FROM metric_points WHERE job_id = $1 AND key = $2
-               ORDER BY ts_ms, step, (value IS NOT NULL), value LIMIT $3 OFFSET $4";
+    let sql = "SELECT s.key, p.step, p.value, p.ts_ms FROM metric_series s
+               JOIN metric_points p ON p.series_id = s.series_id WHERE s.job_id = $1 AND s.key = $2
+               ORDER BY p.ts_ms, p.step, (p.value IS NOT NULL), p.value LIMIT $3 OFFSET $4";
     crate::on_pool!(db, |pool| {
         let rows = sqlx::query(sql)
             .bind(job)
@@ -531,8 +700,9 @@ pub async fn points_at_steps(
             .collect::<Vec<_>>()
             .join(",");
         let sql = format!(
-            "SELECT key, step, value, ts_ms FROM metric_points WHERE job_id = $1 AND key = $2
-             AND step IN ({list}) ORDER BY step, ts_ms, (value IS NOT NULL), value"
+            "SELECT s.key, p.step, p.value, p.ts_ms FROM metric_series s
+             JOIN metric_points p ON p.series_id = s.series_id WHERE s.job_id = $1 AND s.key = $2
+             AND p.step IN ({list}) ORDER BY p.step, p.ts_ms, (p.value IS NOT NULL), p.value"
         );
         crate::on_pool!(db, |pool| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -592,7 +762,11 @@ pub async fn series(
         buckets: vec![],
         bucket_width: 1,
     };
-    let bounds_sql = "SELECT MIN(min_step), MAX(max_step) FROM metric_rollups WHERE job_id = $1 AND key = $2 AND level = $3";
+    let bounds_sql = concat!(
+        "SELECT MIN(min_step), MAX(max_step) FROM metric_rollups WHERE ",
+        series_of!(),
+        " AND level = $3"
+    );
     let (lo, hi): (Option<i64>, Option<i64>) = crate::on_pool!(db, |pool| {
         sqlx::query_as(bounds_sql)
             .bind(job)
@@ -635,8 +809,9 @@ pub async fn series(
         let sql = concat!(
             "SELECT bucket, ",
             rollup_cols!(),
-            " FROM metric_rollups
-             WHERE job_id = $1 AND key = $2 AND level = $3 AND bucket >= $4 AND bucket < $5 ORDER BY bucket"
+            " FROM metric_rollups WHERE ",
+            series_of!(),
+            " AND level = $3 AND bucket >= $4 AND bucket < $5 ORDER BY bucket"
         );
         crate::on_pool!(db, |pool| {
             let rows = sqlx::query(sql)
@@ -658,8 +833,11 @@ pub async fn series(
         if a >= b || (a == inner_a && b == inner_b) {
             continue;
         }
-        let sql = "SELECT step, value FROM metric_points WHERE job_id = $1 AND key = $2 AND step >= $3 AND step < $4
-                   ORDER BY step";
+        let sql = concat!(
+            "SELECT step, value FROM metric_points WHERE ",
+            series_of!(),
+            " AND step >= $3 AND step < $4 ORDER BY step"
+        );
         crate::on_pool!(db, |pool| {
             let rows = sqlx::query(sql)
                 .bind(job)
