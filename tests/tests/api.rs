@@ -238,6 +238,33 @@ async fn job_lifecycle_and_metrics(backend: Backend) {
             .collect::<Vec<_>>(),
         vec![curve(4320), 1000.0, curve(4322)]
     );
+    // A step logged again — twice in one call, once more in another — keeps
+    // every point (each is its own row), and a window over it counts all three.
+    let again = json!([
+        { "key": "repeat", "step": 7, "value": 1.0 },
+        { "key": "repeat", "step": 7, "value": 3.0 },
+    ]);
+    s.ok(&key, LOG, json!({ "j": job, "p": again })).await;
+    let once_more = json!([{ "key": "repeat", "step": 7, "value": 2.0 }]);
+    s.ok(&key, LOG, json!({ "j": job, "p": once_more })).await;
+    let d = s
+        .ok(
+            &key,
+            SERIES,
+            json!({ "j": job, "k": ["repeat"], "m": 10, "f": 0, "t": 100 }),
+        )
+        .await;
+    let pts = &d["metricSeries"][0]["points"];
+    assert_eq!(pts.as_array().unwrap().len(), 1, "{pts}");
+    assert_eq!(
+        (
+            &pts[0]["count"],
+            &pts[0]["min"],
+            &pts[0]["max"],
+            &pts[0]["mean"]
+        ),
+        (&json!(3), &json!(1.0), &json!(3.0), &json!(2.0))
+    );
 
     let d = s
         .ok(
@@ -282,6 +309,8 @@ async fn job_lifecycle_and_metrics(backend: Backend) {
         [
             "job.created",
             "job.started",
+            "job.metrics_logged",
+            "job.metrics_logged",
             "job.metrics_logged",
             "job.metrics_logged",
             "job.metrics_logged",
