@@ -314,9 +314,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pair_expansion_follows_the_worked_example() {
-        // cmp_7: base neutral, ft-v1 preferred, ft-v2 rejected, ref rejected.
+    /// cmp_7 of the spec: its answers as shown, and its one-message context.
+    fn worked_example() -> (Vec<Shown>, Vec<ChatMessage>) {
         let s = vec![
             shown("base", 0, Preference::Neutral),
             shown("ft-v1", 1, Preference::Preferred),
@@ -327,6 +326,13 @@ mod tests {
             role: "user".into(),
             content: "q".into(),
         }];
+        (s, ctx)
+    }
+
+    #[test]
+    fn pair_expansion_follows_the_worked_example() {
+        // cmp_7: base neutral, ft-v1 preferred, ft-v2 rejected, ref rejected.
+        let (s, ctx) = worked_example();
         let p = pairs("cmp_7", &ctx, &s, "usr_3", false);
         let got: Vec<(usize, &str, &str)> = p
             .iter()
@@ -367,16 +373,7 @@ mod tests {
     #[test]
     fn grouped_and_kto_follow_the_worked_example() {
         // cmp_7 again: grouped 1 record (ft-v1 over [ft-v2, ref]); KTO 3 rows.
-        let s = vec![
-            shown("base", 0, Preference::Neutral),
-            shown("ft-v1", 1, Preference::Preferred),
-            shown("ft-v2", 2, Preference::Rejected),
-            shown("ref", 3, Preference::Rejected),
-        ];
-        let ctx = vec![ChatMessage {
-            role: "user".into(),
-            content: "q".into(),
-        }];
+        let (s, ctx) = worked_example();
         let g = grouped("cmp_7", &ctx, &s, "usr_3", false).unwrap();
         assert_eq!(g["chosen"][0]["content"], "answer of ft-v1");
         assert_eq!(g["metadata"]["rejected_models"], json!(["ft-v2", "ref"]));

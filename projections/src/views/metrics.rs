@@ -277,11 +277,12 @@ async fn series_ids(
             }
         }
     }
-    if known.len() == series.len() {
-        return Ok(series
-            .iter()
-            .map(|(job, key)| known.get(&(*job, (*key).to_string())).copied().unwrap_or(0))
-            .collect());
+    let found: Vec<Option<i64>> = series
+        .iter()
+        .map(|(job, key)| known.get(&(*job, (*key).to_string())).copied())
+        .collect();
+    if found.iter().all(Option::is_some) {
+        return Ok(found.into_iter().flatten().collect());
     }
     let max_sql = format!("SELECT COALESCE(MAX(series_id), 0) FROM metric_series{s}");
     let mut next: i64 = match tx {
@@ -298,16 +299,12 @@ async fn series_ids(
     };
     let mut ids = Vec::with_capacity(series.len());
     let mut new: Vec<(i64, Uuid, &str)> = Vec::new();
-    for (job, key) in series {
-        let id = match known.get(&(*job, (*key).to_string())) {
-            Some(id) => *id,
-            None => {
-                next += 1;
-                new.push((next, *job, key));
-                next
-            }
-        };
-        ids.push(id);
+    for ((job, key), id) in series.iter().zip(found) {
+        ids.push(id.unwrap_or_else(|| {
+            next += 1;
+            new.push((next, *job, key));
+            next
+        }));
     }
     match tx {
         DbTx::Sqlite(t) => {
