@@ -100,24 +100,84 @@ pub enum AuthError {
     Db(#[from] sqlx::Error),
 }
 
-pub async fn authenticate(db: &ftl_commands::Db, token: Option<&str>) -> Result<Caller, AuthError> {
+/// Authenticates a request's key: a cached answer when [`KeyCache`] still
+/// trusts one, the catalog read model otherwise.
+pub async fn authenticate(
+    st: &crate::state::AppState,
+    token: Option<&str>,
+) -> Result<Caller, AuthError> {
     let token = token.ok_or(AuthError::Missing)?;
     if !token.starts_with(KEY_PREFIX) || token.len() > 200 {
         return Err(AuthError::Invalid);
     }
-    let row = catalog::key_by_hash(db, &hash_secret(token))
+    let hash = hash_secret(token);
+    // Read before the lookup: an entry is stamped with a catalog state no
+    // newer than the one the lookup saw.
+    let catalog = st.projections.changes("catalog");
+    if let Some(c) = st.keys.get(&hash, catalog) {
+        return Ok(c);
+    }
+    let row = catalog::key_by_hash(&st.db, &hash)
         .await?
         .ok_or(AuthError::Invalid)?;
     if row.revoked {
         return Err(AuthError::Invalid);
     }
     let scope = Scope::parse(&row.scope).ok_or(AuthError::Invalid)?;
-    Ok(Caller {
+    let caller = Caller {
         project_id: ProjectId(row.project_id),
         project_name: row.project_name,
         key_id: ApiKeyId(row.key_id),
         scope,
-    })
+    };
+    st.keys.put(hash, caller.clone(), catalog);
+    Ok(caller)
+}
+
+/// Keys authenticated moments ago, so a client making many small calls
+/// (MLflow's client sends one request per metric) does not cost a lookup
+/// each. Only valid keys are kept. An entry is trusted while the catalog
+/// read model (where keys and their revocations land) has not changed since
+/// it was read, and for at most [`KeyCache::TTL`]: a revocation takes effect
+/// as soon as this process projects it, and within the TTL where another
+/// process does (PostgreSQL).
+#[derive(Default)]
+pub struct KeyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedKey>>,
+}
+
+struct CachedKey {
+    caller: Caller,
+    catalog: u64,
+    at: std::time::Instant,
+}
+
+impl KeyCache {
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(1);
+    /// Entries kept at most; a full cache starts over.
+    pub const CAPACITY: usize = 1024;
+
+    fn get(&self, hash: &str, catalog: u64) -> Option<Caller> {
+        let entries = self.entries.lock().ok()?;
+        let e = entries.get(hash)?;
+        (e.catalog == catalog && e.at.elapsed() < Self::TTL).then(|| e.caller.clone())
+    }
+
+    fn put(&self, hash: String, caller: Caller, catalog: u64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(
+                hash,
+                CachedKey {
+                    caller,
+                    catalog,
+                    at: std::time::Instant::now(),
+                },
+            );
+        }
+    }
 }
 
 #[derive(Debug)]

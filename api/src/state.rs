@@ -34,6 +34,8 @@ pub struct AppState {
     pub egress: crate::egress::Policy,
     /// The client for external model endpoints (under `egress`).
     pub egress_client: reqwest::Client,
+    /// Recently authenticated API keys.
+    pub keys: Arc<crate::auth::KeyCache>,
 }
 
 impl AppState {
@@ -80,6 +82,7 @@ impl AppState {
             gpu_catalog,
             worker_secret: Arc::new(crate::auth::generate_secret()),
             job_states: Arc::default(),
+            keys: Arc::default(),
             artifacts,
             config: Arc::new(config),
             db,

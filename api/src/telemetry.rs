@@ -145,6 +145,14 @@ impl EventStore for InstrumentedStore {
     async fn read_all(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_all(after, max).await
     }
+    async fn read_all_skipping(
+        &self,
+        after: u64,
+        max: usize,
+        bodiless: &[&str],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all_skipping(after, max, bodiless).await
+    }
     async fn head_position(&self) -> Result<u64, StoreError> {
         self.inner.head_position().await
     }
@@ -153,5 +161,8 @@ impl EventStore for InstrumentedStore {
     }
     fn backend_name(&self) -> &'static str {
         self.inner.backend_name()
+    }
+    fn skip_recent(&self, after: u64, skip: &dyn Fn(&str) -> bool) -> Option<u64> {
+        self.inner.skip_recent(after, skip)
     }
 }

@@ -27,14 +27,18 @@ impl ChangeFeed {
             let mut events = subscribe_all(store, head, poll);
             while let Some(item) = events.next().await {
                 match item {
-                    Ok(e) if e.event_type.starts_with("job.") => match Decoded::from_recorded(&e) {
-                        Ok(d) => {
-                            let _ = sender.send(Arc::new(d));
+                    // Nobody listening: nothing to decode (a large metric
+                    // batch costs as much to decode as to project).
+                    Ok(e) if e.event_type.starts_with("job.") && sender.receiver_count() > 0 => {
+                        match Decoded::from_recorded(&e) {
+                            Ok(d) => {
+                                let _ = sender.send(Arc::new(d));
+                            }
+                            Err(err) => {
+                                tracing::warn!(error = %err, "change feed skipped an unreadable event")
+                            }
                         }
-                        Err(err) => {
-                            tracing::warn!(error = %err, "change feed skipped an unreadable event")
-                        }
-                    },
+                    }
                     Ok(_) => {}
                     Err(err) => tracing::warn!(error = %err, "change feed read failed; retrying"),
                 }

@@ -1,7 +1,7 @@
 //! The set of projections: creating generations, running them, waiting for
 //! them (read-your-writes), reporting lag, and blue/green rebuilds.
 
-use crate::runner::{self, Projection, ProjectionError, checkpoint, suffix};
+use crate::runner::{self, Checkpointing, Cursor, Projection, ProjectionError, checkpoint, suffix};
 use crate::{DbTx, execute, views};
 use chrono::Utc;
 use ftl_commands::Db;
@@ -18,6 +18,11 @@ pub struct Projections {
     store: DynStore,
     list: Arc<Vec<Arc<dyn Projection>>>,
     progress: Arc<HashMap<&'static str, watch::Sender<u64>>>,
+    /// Per projection, the batches this process's runner applied that
+    /// changed the read model (ignored events do not count).
+    changes: Arc<HashMap<&'static str, std::sync::atomic::AtomicU64>>,
+    /// Counts generation switches made by this process (rebuilds).
+    switches: Arc<watch::Sender<u64>>,
     poll: Duration,
 }
 
@@ -70,11 +75,17 @@ impl Projections {
             .iter()
             .map(|p| (p.name(), watch::Sender::new(0)))
             .collect();
+        let changes = list
+            .iter()
+            .map(|p| (p.name(), Default::default()))
+            .collect();
         Self {
             db,
             store,
             list: Arc::new(list),
             progress: Arc::new(progress),
+            changes: Arc::new(changes),
+            switches: Arc::new(watch::Sender::new(0)),
             poll,
         }
     }
@@ -200,8 +211,27 @@ impl Projections {
     async fn run(&self, p: Arc<dyn Projection>, mut shutdown: watch::Receiver<bool>) {
         let mut wake = self.store.wakeups();
         let mut leader: Option<(i64, sqlx::PgConnection)> = None;
+        // Where this runner stands, for the generation it runs; reloaded from
+        // the table whenever the generation changes or a step fails.
+        let mut cursor: Option<Cursor> = None;
+        let mut persisted = Instant::now();
+        // The active generation is read again after a quiet poll interval,
+        // after a rebuild in this process, and whenever the cursor was
+        // dropped; between those, a busy runner does not ask per wake. (A
+        // rebuild by another process drops the old tables, so a runner still
+        // on them fails its next write and reloads.)
+        let mut recheck = true;
+        let mut switches = self.switches.subscribe();
         while !*shutdown.borrow() {
-            let generation = match self.active_generation(p.name()).await {
+            let known = cursor
+                .filter(|_| !recheck && !switches.has_changed().unwrap_or(true))
+                .map(|c| c.generation);
+            switches.mark_unchanged();
+            let generation = match known {
+                Some(g) => Ok(Some(g)),
+                None => self.active_generation(p.name()).await,
+            };
+            let generation = match generation {
                 Ok(Some(g)) => g,
                 Ok(None) => {
                     tokio::time::sleep(self.poll).await;
@@ -233,30 +263,80 @@ impl Projections {
                     }
                 }
             }
+            let mut at = match cursor {
+                Some(c) if c.generation == generation => c,
+                _ => match Cursor::load(&self.db, p.name(), generation).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(projection = p.name(), error = %e, "cannot read the checkpoint");
+                        tokio::time::sleep(self.poll).await;
+                        continue;
+                    }
+                },
+            };
             let stop = shutdown.clone();
             let caught_up = runner::catch_up(
                 &self.db,
                 &self.store,
                 &p,
-                generation,
-                |pos| self.publish(p.name(), pos),
+                &mut at,
+                self.checkpointing(),
+                |pos, changed| self.advance(p.name(), pos, changed),
                 || *stop.borrow(),
             )
             .await;
-            match caught_up {
-                Ok(_) => {
-                    self.publish_from_table(&p, generation).await;
-                    wait(&mut wake, &mut shutdown, self.poll).await;
-                }
-                Err(e) => {
-                    tracing::warn!(projection = p.name(), error = %e, "projection step failed; retrying");
-                    tokio::time::sleep(self.poll).await;
-                }
+            if let Err(e) = caught_up {
+                tracing::warn!(projection = p.name(), error = %e, "projection step failed; retrying");
+                cursor = None;
+                tokio::time::sleep(self.poll).await;
+                continue;
             }
+            // A deferred checkpoint is stored once the runner has been quiet
+            // for a poll interval (and at shutdown).
+            if at.applied > at.stored && persisted.elapsed() >= self.poll {
+                if let Err(e) = at.persist(&self.db, p.as_ref()).await {
+                    tracing::warn!(projection = p.name(), error = %e, "cannot store the checkpoint");
+                    cursor = None;
+                    tokio::time::sleep(self.poll).await;
+                    continue;
+                }
+                persisted = Instant::now();
+            } else if at.applied == at.stored {
+                persisted = Instant::now();
+            }
+            self.publish(p.name(), at.applied);
+            cursor = Some(at);
+            recheck = !wait(&mut wake, &mut shutdown, self.poll).await;
+        }
+        if let Some(mut at) = cursor
+            && let Err(e) = at.persist(&self.db, p.as_ref()).await
+        {
+            tracing::warn!(projection = p.name(), error = %e, "cannot store the checkpoint at shutdown");
         }
         if let Some((_, conn)) = leader {
             let _ = conn.close().await;
         }
+    }
+
+    /// Deferred on SQLite, where the runners are in this process and it
+    /// answers read-your-writes from memory; on PostgreSQL other processes
+    /// read the stored checkpoints to wait for a write, so every move is
+    /// stored.
+    fn checkpointing(&self) -> Checkpointing {
+        match self.db {
+            Db::Sqlite { .. } => Checkpointing::Deferred,
+            Db::Postgres(_) => Checkpointing::Eager,
+        }
+    }
+
+    /// A runner of this process reached `pos`, having changed the read
+    /// model on the way when `changed` (counted before the position is
+    /// published, so a reader that sees the position sees the count).
+    fn advance(&self, name: &str, pos: u64, changed: bool) {
+        if changed && let Some(n) = self.changes.get(name) {
+            n.fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
+        self.publish(name, pos);
     }
 
     fn publish(&self, name: &str, pos: u64) {
@@ -294,12 +374,17 @@ impl Projections {
         let deadline = Instant::now() + timeout;
         let mut receivers: Vec<watch::Receiver<u64>> =
             self.progress.values().map(|s| s.subscribe()).collect();
+        // On PostgreSQL another process may be the runner, so its progress
+        // is read from the table every time; on SQLite the runners are in
+        // this process, and the table is read only when they have been
+        // silent for a slice (no runner here: a CLI, another process).
+        let mut read_table = matches!(self.db, Db::Postgres(_));
         loop {
             if receivers.iter().all(|r| *r.borrow() >= position) {
                 return true;
             }
-            // Another process may be the runner: its progress is in the table.
-            if let Ok(positions) = self.active_positions().await
+            if read_table
+                && let Ok(positions) = self.active_positions().await
                 && positions.iter().all(|p| *p >= position)
             {
                 return true;
@@ -311,14 +396,34 @@ impl Projections {
             let slice = (deadline - now).min(Duration::from_millis(50));
             let changed =
                 futures::future::select_all(receivers.iter_mut().map(|r| Box::pin(r.changed())));
-            let _ = tokio::time::timeout(slice, changed).await;
+            let silent = tokio::time::timeout(slice, changed).await.is_err();
+            read_table |= silent;
         }
     }
 
-    /// How far one projection's active generation has applied the log.
+    /// How far one projection's active generation has applied the log: its
+    /// stored checkpoint, or further where this process's runner has moved
+    /// past events the projection ignores without storing it yet.
     pub async fn position(&self, name: &str) -> Result<u64, ProjectionError> {
         let generation = self.active_generation(name).await?.unwrap_or(0);
-        Ok(checkpoint(&self.db, name, generation).await?)
+        let stored = checkpoint(&self.db, name, generation).await?;
+        Ok(stored.max(self.published(name)))
+    }
+
+    /// How many batches that changed `name`'s read model this process's
+    /// runner has applied: unchanged means the read model is as it was
+    /// (within a poll interval where another process runs the projection).
+    pub fn changes(&self, name: &str) -> u64 {
+        self.changes
+            .get(name)
+            .map(|n| n.load(std::sync::atomic::Ordering::Acquire))
+            .unwrap_or(0)
+    }
+
+    /// The position this process has seen `name` reach (its own runner's
+    /// progress, or the stored checkpoint as last read).
+    pub fn published(&self, name: &str) -> u64 {
+        self.progress.get(name).map(|s| *s.borrow()).unwrap_or(0)
     }
 
     pub async fn status(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
@@ -329,7 +434,9 @@ impl Projections {
             out.push(ProjectionStatus {
                 name: p.name().to_string(),
                 generation,
-                position: checkpoint(&self.db, p.name(), generation).await?,
+                position: checkpoint(&self.db, p.name(), generation)
+                    .await?
+                    .max(self.published(p.name())),
                 head,
             });
         }
@@ -340,17 +447,32 @@ impl Projections {
     pub async fn catch_up(&self) -> Result<(), ProjectionError> {
         for p in self.list.iter() {
             let g = self.active_generation(p.name()).await?.unwrap_or(1);
-            runner::catch_up(
-                &self.db,
-                &self.store,
-                p,
-                g,
-                |pos| self.publish(p.name(), pos),
-                || false,
-            )
-            .await?;
+            self.catch_up_generation(p, g, |pos, changed| self.advance(p.name(), pos, changed))
+                .await?;
         }
         Ok(())
+    }
+
+    /// Catches one generation up with the log and stores its checkpoint.
+    async fn catch_up_generation(
+        &self,
+        p: &Arc<dyn Projection>,
+        generation: i64,
+        progress: impl FnMut(u64, bool),
+    ) -> Result<(u64, u64), ProjectionError> {
+        let mut at = Cursor::load(&self.db, p.name(), generation).await?;
+        let committed = runner::catch_up(
+            &self.db,
+            &self.store,
+            p,
+            &mut at,
+            Checkpointing::Deferred,
+            progress,
+            || false,
+        )
+        .await?;
+        at.persist(&self.db, p.as_ref()).await?;
+        Ok((at.applied, committed))
     }
 
     /// Builds the next generation of `name` beside the live one from position
@@ -364,12 +486,11 @@ impl Projections {
         drop_generation(&mut tx, p.as_ref(), new).await?;
         create_generation(&mut tx, p.as_ref(), new).await?;
         tx.commit().await?;
-        let mut last = 0u64;
-        let batches =
-            runner::catch_up(&self.db, &self.store, &p, new, |pos| last = pos, || false).await?;
+        let (position, batches) = self.catch_up_generation(&p, new, |_, _| {}).await?;
         let mut tx = DbTx::begin(&self.db).await?;
         switch_views(&mut tx, p.as_ref(), new).await?;
         tx.commit().await?;
+        self.switches.send_modify(|n| *n += 1);
         if old > 0 {
             let mut tx = DbTx::begin(&self.db).await?;
             drop_generation(&mut tx, p.as_ref(), old).await?;
@@ -378,7 +499,7 @@ impl Projections {
         Ok(RebuildReport {
             name: name.to_string(),
             generation: new,
-            position: last,
+            position,
             batches,
             elapsed: started.elapsed(),
         })
@@ -394,15 +515,17 @@ pub struct RebuildReport {
     pub elapsed: Duration,
 }
 
+/// Waits for a wake-up, shutdown or the poll interval; false when the
+/// interval passed with nothing heard.
 async fn wait(
     wake: &mut watch::Receiver<u64>,
     shutdown: &mut watch::Receiver<bool>,
     poll: Duration,
-) {
+) -> bool {
     tokio::select! {
-        _ = wake.changed() => {}
-        _ = shutdown.changed() => {}
-        _ = tokio::time::sleep(poll) => {}
+        _ = wake.changed() => true,
+        _ = shutdown.changed() => true,
+        _ = tokio::time::sleep(poll) => false,
     }
 }
 

@@ -101,12 +101,57 @@ pub async fn checkpoint(db: &Db, name: &str, generation: i64) -> Result<u64, sql
     Ok(pos.unwrap_or(0).max(0) as u64)
 }
 
-/// Events read from the log for one transaction: every event after `from`
-/// up to `last`, the ones the projection handles decoded.
+/// Where a runner stands in the log: the checkpoint stored beside its read
+/// model, and the position it has applied up to. The two differ only while
+/// the events after the stored checkpoint are all of types the projection
+/// ignores and moving the stored checkpoint over them was deferred (see
+/// [`catch_up`]): the read model is the same at either position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub generation: i64,
+    pub stored: u64,
+    pub applied: u64,
+}
+
+impl Cursor {
+    /// The cursor of a generation as its table stores it.
+    pub async fn load(db: &Db, name: &str, generation: i64) -> Result<Self, sqlx::Error> {
+        let at = checkpoint(db, name, generation).await?;
+        Ok(Self {
+            generation,
+            stored: at,
+            applied: at,
+        })
+    }
+
+    /// Stores a deferred checkpoint (compare-and-set on the stored one).
+    pub async fn persist(
+        &mut self,
+        db: &Db,
+        projection: &dyn Projection,
+    ) -> Result<(), ProjectionError> {
+        if self.applied == self.stored {
+            return Ok(());
+        }
+        let empty = Batch {
+            last: Some(self.applied),
+            decoded: Vec::new(),
+            full: false,
+        };
+        apply_batch(db, projection, self.generation, self.stored, &empty).await?;
+        self.stored = self.applied;
+        Ok(())
+    }
+}
+
+/// Events read from the log for one transaction: every event after the
+/// cursor up to `last`, the ones the projection handles decoded.
 pub struct Batch {
-    from: u64,
     last: Option<u64>,
     decoded: Vec<Decoded>,
+    /// Whether the read stopped at a limit (count or weight) rather than at
+    /// the head of the log: only then can more be waiting already.
+    full: bool,
 }
 
 /// Reads the batch after position `from`: at most `batch` events, fewer once
@@ -124,11 +169,21 @@ pub async fn read_batch(
     // megabytes, so a heavy log is read only as far as the weight budget.
     let mut page = FIRST_PAGE.min(batch);
     let mut read = 0;
+    let mut full = false;
+    // Bulk events this projection skips are read without their bodies.
+    let bodiless: Vec<&str> = DomainEvent::BULK_TYPES
+        .iter()
+        .copied()
+        .filter(|t| !projection.handles(t))
+        .collect();
     'pages: while read < batch && weight < WEIGHT_BUDGET {
-        let events = store.read_all(last.unwrap_or(from), page).await?;
-        let full = events.len() == page;
+        let events = store
+            .read_all_skipping(last.unwrap_or(from), page, &bodiless)
+            .await?;
+        let page_full = events.len() == page;
         for e in &events {
             if weight >= WEIGHT_BUDGET {
+                full = true;
                 break 'pages;
             }
             if projection.handles(&e.event_type) {
@@ -141,25 +196,28 @@ pub async fn read_batch(
             last = Some(e.global_position);
             read += 1;
         }
-        if !full {
+        if !page_full {
             break;
         }
+        full = read >= batch || weight >= WEIGHT_BUDGET;
         page = (page * 4).min(batch - read);
     }
     Ok(Batch {
-        from,
         last,
         decoded,
+        full,
     })
 }
 
-/// Applies a batch and moves the checkpoint from `batch.from` to its last
-/// position in one transaction (compare-and-set: it fails if another runner
-/// moved the checkpoint). Returns the new checkpoint, `None` for an empty batch.
+/// Applies a batch and moves the stored checkpoint from `stored` to the
+/// batch's last position in one transaction (compare-and-set: it fails if
+/// another runner moved the checkpoint). Returns the new checkpoint, `None`
+/// for an empty batch.
 pub async fn apply_batch(
     db: &Db,
     projection: &dyn Projection,
     generation: i64,
+    stored: u64,
     batch: &Batch,
 ) -> Result<Option<u64>, ProjectionError> {
     let Some(last) = batch.last else {
@@ -178,7 +236,7 @@ pub async fn apply_batch(
         Utc::now(),
         projection.name(),
         generation,
-        batch.from as i64
+        stored as i64
     )?;
     if moved != 1 {
         return Err(ProjectionError::CheckpointMoved(
@@ -200,39 +258,76 @@ pub async fn step(
 ) -> Result<Option<u64>, ProjectionError> {
     let from = checkpoint(db, projection.name(), generation).await?;
     let read = read_batch(store, projection, from, batch).await?;
-    apply_batch(db, projection, generation, &read).await
+    apply_batch(db, projection, generation, from, &read).await
 }
 
-/// Applies batches until the projection has caught up with the log (or
-/// `stop` says so, between transactions), reading and decoding the next
-/// batch while the current one is written: on a log far ahead (a rebuild, a
-/// restart) the reading half and the writing half run on different cores.
-/// `progress` hears each new checkpoint. Returns the batches applied.
+/// Whether [`catch_up`] may leave the stored checkpoint behind over events
+/// the projection ignores (no transaction for them; the caller persists the
+/// cursor later), or must store every move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpointing {
+    Deferred,
+    Eager,
+}
+
+/// Applies batches from `cursor` until the projection has caught up with
+/// the log (or `stop` says so, between transactions), reading and decoding
+/// the next batch while the current one is written: on a log far ahead (a
+/// rebuild, a restart) the reading half and the writing half run on
+/// different cores. A batch that ends at the head of the log ends the call.
+/// `progress` hears each new position, and whether the read model changed
+/// on the way to it (events it handles). Returns the batches that changed it.
 pub async fn catch_up(
     db: &Db,
     store: &DynStore,
     projection: &Arc<dyn Projection>,
-    generation: i64,
-    mut progress: impl FnMut(u64),
+    cursor: &mut Cursor,
+    checkpointing: Checkpointing,
+    mut progress: impl FnMut(u64, bool),
     stop: impl Fn() -> bool,
 ) -> Result<u64, ProjectionError> {
-    let from = checkpoint(db, projection.name(), generation).await?;
-    let mut current = read_batch(store, projection.as_ref(), from, BATCH).await?;
-    let mut applied = 0;
+    // Events this process just appended, all of types the projection
+    // ignores, are passed without reading the log.
+    let skip = |t: &str| !projection.handles(t);
+    let mut current = match store.skip_recent(cursor.applied, &skip) {
+        Some(to) => Batch {
+            last: Some(to),
+            decoded: Vec::new(),
+            full: false,
+        },
+        None => read_batch(store, projection.as_ref(), cursor.applied, BATCH).await?,
+    };
+    let mut changed = 0;
     while let Some(last) = current.last {
-        let ahead = ReadAhead(tokio::spawn({
-            let (store, projection) = (store.clone(), projection.clone());
-            async move { read_batch(&store, projection.as_ref(), last, BATCH).await }
-        }));
-        apply_batch(db, projection.as_ref(), generation, &current).await?;
-        applied += 1;
-        progress(last);
-        if stop() {
-            break;
+        let ahead = current.full.then(|| {
+            ReadAhead(tokio::spawn({
+                let (store, projection) = (store.clone(), projection.clone());
+                async move { read_batch(&store, projection.as_ref(), last, BATCH).await }
+            }))
+        });
+        let changes = !current.decoded.is_empty();
+        if !changes && checkpointing == Checkpointing::Deferred {
+            cursor.applied = last;
+        } else {
+            apply_batch(
+                db,
+                projection.as_ref(),
+                cursor.generation,
+                cursor.stored,
+                &current,
+            )
+            .await?;
+            cursor.stored = last;
+            cursor.applied = last;
+            changed += u64::from(changes);
         }
-        current = ahead.finish().await?;
+        progress(last, changes);
+        match ahead {
+            Some(ahead) if !stop() => current = ahead.finish().await?,
+            _ => break,
+        }
     }
-    Ok(applied)
+    Ok(changed)
 }
 
 /// The next batch being read; aborted if the caller stops waiting for it.

@@ -253,7 +253,8 @@ struct Bench {
     key: String,
     http: reqwest::Client,
     handle: actix_web::dev::ServerHandle,
-    state: ftl_api::AppState,
+    /// The server until it has stopped its runners and closed its pools.
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// A throwaway artifact folder (benchmarks write none).
@@ -276,7 +277,7 @@ impl Bench {
         let base = format!("http://127.0.0.1:{}", server.port);
         let state = server.state.clone();
         let handle = server.handle();
-        tokio::spawn(server.run_until_stopped());
+        let served = tokio::spawn(server.run_until_stopped());
         let k = ftl_api::auth::create_key(
             state.store.as_ref(),
             "bench",
@@ -294,7 +295,7 @@ impl Bench {
             key: k.secret,
             http: reqwest::Client::new(),
             handle,
-            state,
+            served,
         })
     }
 
@@ -350,7 +351,7 @@ impl Bench {
 
     async fn stop(self) {
         self.handle.stop(true).await;
-        self.state.close().await;
+        let _ = self.served.await;
     }
 }
 

@@ -154,7 +154,7 @@ async fn bench_search(url: &str, n: usize, samples: usize) -> Res<()> {
     let key = ftl_api::auth::create_key(st.store.as_ref(), "bench", "bench", Scope::Write, "bench")
         .await?;
     st.projections.catch_up().await?;
-    let caller = ftl_api::auth::authenticate(&st.db, Some(&key.secret)).await?;
+    let caller = ftl_api::auth::authenticate(&st, Some(&key.secret)).await?;
     let project = caller.project_id;
     let model = Uuid::new_v4();
     let mut words = Words::new();

@@ -828,6 +828,42 @@ async fn mlflow_transport_and_auth(backend: Backend) {
     assert_eq!(res.status(), 404);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error_code"], "ENDPOINT_NOT_FOUND");
+
+    // A key used a moment ago (so remembered by the key cache) is refused
+    // as soon as its revocation is projected.
+    let row = ftl_projections::views::catalog::key_by_hash(
+        &s.state.db,
+        &ftl_api::auth::hash_secret(&key),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let revoked = ftl_domain::DomainEvent::ApiKeyRevoked(ftl_domain::project::ApiKeyRevoked {
+        key_id: ftl_domain::ids::ApiKeyId(row.key_id),
+        project_id: ftl_domain::ids::ProjectId(row.project_id),
+    });
+    let at = s
+        .state
+        .store
+        .append(
+            &ftl_domain::ids::ApiKeyId(row.key_id).stream(),
+            ftl_commands::store::ExpectedVersion::Any,
+            vec![ftl_commands::store::NewEvent::from_domain(
+                uuid::Uuid::new_v4(),
+                &revoked,
+                Default::default(),
+            )],
+        )
+        .await
+        .unwrap();
+    assert!(
+        s.state
+            .projections
+            .wait_for(at.last_position, Duration::from_secs(10))
+            .await
+    );
+    let res = s.http.get(&info).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(res.status(), 401, "a revoked key is refused at once");
     s.stop().await;
 }
 

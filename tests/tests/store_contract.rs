@@ -223,6 +223,24 @@ pub async fn batch_of_ten_thousand(_db: Db, store: DynStore) {
 /// primary key refuses duplicates, and in memory in application order.
 struct Recorder {
     applied: Arc<Mutex<Vec<u64>>>,
+    /// The one event type it handles; every type when `None`.
+    only: Option<&'static str>,
+}
+
+impl Recorder {
+    async fn install(db: &Db, only: Option<&'static str>) -> Arc<Self> {
+        let recorder = Arc::new(Recorder {
+            applied: Arc::default(),
+            only,
+        });
+        let mut tx = DbTx::begin(db).await.unwrap();
+        tx.batch(&recorder.ddl(tx.is_postgres(), "_g1"))
+            .await
+            .unwrap();
+        execute!(&mut tx, "INSERT INTO projection_checkpoints (name, generation, position, updated_at) VALUES ('recorder', 1, 0, $1)", chrono::Utc::now()).unwrap();
+        tx.commit().await.unwrap();
+        recorder
+    }
 }
 
 #[async_trait]
@@ -236,8 +254,8 @@ impl Projection for Recorder {
     fn ddl(&self, _postgres: bool, s: &str) -> String {
         format!("CREATE TABLE IF NOT EXISTS recorded{s} (position BIGINT PRIMARY KEY)")
     }
-    fn handles(&self, _: &str) -> bool {
-        true
+    fn handles(&self, event_type: &str) -> bool {
+        self.only.is_none_or(|t| t == event_type)
     }
     async fn apply(
         &self,
@@ -261,18 +279,8 @@ impl Projection for Recorder {
 }
 
 pub async fn concurrent_writers_while_projecting(db: Db, store: DynStore) {
-    let applied = Arc::new(Mutex::new(Vec::new()));
-    let recorder = Arc::new(Recorder {
-        applied: applied.clone(),
-    });
-    {
-        let mut tx = DbTx::begin(&db).await.unwrap();
-        tx.batch(&recorder.ddl(tx.is_postgres(), "_g1"))
-            .await
-            .unwrap();
-        execute!(&mut tx, "INSERT INTO projection_checkpoints (name, generation, position, updated_at) VALUES ('recorder', 1, 0, $1)", chrono::Utc::now()).unwrap();
-        tx.commit().await.unwrap();
-    }
+    let recorder = Recorder::install(&db, None).await;
+    let applied = recorder.applied.clone();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let runner_task = {
         let (db, store, recorder, done) =
@@ -353,6 +361,197 @@ pub async fn concurrent_writers_while_projecting(db: Db, store: DynStore) {
     assert_eq!(count, 16_000);
 }
 
+/// A reader that skips bulk events gets every event, in order, with the
+/// bodies of the named types left out and every other body intact.
+pub async fn read_all_skipping_leaves_bodies_out(_db: Db, store: DynStore) {
+    for i in 0..6u64 {
+        let mut e = ev(i);
+        if i % 2 == 1 {
+            e.event_type = "job.metrics_logged".into();
+            e.payload = json!({ "job_id": Uuid::from_u128(1), "points": [{ "key": "loss", "step": i, "value": 0.5, "timestamp_ms": 1 }] });
+        }
+        store
+            .append(&format!("s-{i}"), ExpectedVersion::Any, vec![e])
+            .await
+            .unwrap();
+    }
+    let all = store.read_all(0, 100).await.unwrap();
+    let unfiltered = store.read_all_skipping(0, 100, &[]).await.unwrap();
+    assert_eq!(unfiltered, all);
+    let light = store
+        .read_all_skipping(0, 100, &["job.metrics_logged", "job.logs_appended"])
+        .await
+        .unwrap();
+    assert_eq!(light.len(), 6);
+    for (l, full) in light.iter().zip(&all) {
+        assert_eq!(
+            (l.global_position, l.event_id, &l.event_type, &l.stream_id),
+            (
+                full.global_position,
+                full.event_id,
+                &full.event_type,
+                &full.stream_id
+            )
+        );
+        if l.event_type == "job.metrics_logged" {
+            assert_eq!(l.payload, "");
+            assert_eq!(l.metadata, Metadata::default());
+            assert!(full.payload.contains("points"));
+        } else {
+            assert_eq!(l, full);
+        }
+    }
+    let page = store
+        .read_all_skipping(all[1].global_position, 2, &["job.metrics_logged"])
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        all[2..4].iter().map(|e| e.event_id).collect::<Vec<_>>()
+    );
+}
+
+/// Deferred checkpointing: events the projection ignores move the runner's
+/// cursor but commit nothing; the stored checkpoint catches up when a
+/// handled event commits or the cursor is persisted. Eager checkpointing
+/// stores every move.
+/// One `runner::catch_up` call: what it changed and the progress it reported.
+async fn catch_up_once(
+    db: &Db,
+    store: &DynStore,
+    p: &Arc<dyn Projection>,
+    cursor: &mut runner::Cursor,
+    checkpointing: runner::Checkpointing,
+) -> (u64, Vec<(u64, bool)>) {
+    let mut heard = Vec::new();
+    let changed = runner::catch_up(
+        db,
+        store,
+        p,
+        cursor,
+        checkpointing,
+        |pos, changed| heard.push((pos, changed)),
+        || false,
+    )
+    .await
+    .unwrap();
+    (changed, heard)
+}
+
+pub async fn deferred_checkpoints(db: Db, store: DynStore) {
+    let recorder = Recorder::install(&db, Some("job.started")).await;
+    let p: Arc<dyn Projection> = recorder.clone();
+    let append = |ty: &'static str, n: u64| {
+        let store = store.clone();
+        async move {
+            let batch = (0..n)
+                .map(|i| NewEvent {
+                    event_type: ty.into(),
+                    ..ev(i)
+                })
+                .collect();
+            store
+                .append("s", ExpectedVersion::Any, batch)
+                .await
+                .unwrap()
+                .last_position
+        }
+    };
+    let stored = || runner::checkpoint(&db, "recorder", 1);
+    let mut cursor = runner::Cursor::load(&db, "recorder", 1).await.unwrap();
+
+    let ignored = append("job.created", 5).await;
+    let (committed, heard) = catch_up_once(
+        &db,
+        &store,
+        &p,
+        &mut cursor,
+        runner::Checkpointing::Deferred,
+    )
+    .await;
+    assert_eq!(committed, 0, "nothing changed for ignored events");
+    assert_eq!(
+        cursor,
+        runner::Cursor {
+            generation: 1,
+            stored: 0,
+            applied: ignored
+        }
+    );
+    assert_eq!(
+        heard,
+        vec![(ignored, false)],
+        "progress is reported all the same"
+    );
+    assert_eq!(stored().await.unwrap(), 0);
+
+    let handled = append("job.started", 2).await;
+    let (committed, heard) = catch_up_once(
+        &db,
+        &store,
+        &p,
+        &mut cursor,
+        runner::Checkpointing::Deferred,
+    )
+    .await;
+    assert_eq!(committed, 1);
+    assert_eq!(heard, vec![(handled, true)]);
+    assert_eq!(
+        cursor,
+        runner::Cursor {
+            generation: 1,
+            stored: handled,
+            applied: handled
+        }
+    );
+    assert_eq!(stored().await.unwrap(), handled);
+    assert_eq!(
+        *recorder.applied.lock().unwrap(),
+        vec![handled - 1, handled]
+    );
+
+    let ignored = append("job.created", 3).await;
+    catch_up_once(
+        &db,
+        &store,
+        &p,
+        &mut cursor,
+        runner::Checkpointing::Deferred,
+    )
+    .await;
+    assert_eq!(stored().await.unwrap(), handled);
+    cursor.persist(&db, p.as_ref()).await.unwrap();
+    assert_eq!(stored().await.unwrap(), ignored);
+    assert_eq!(
+        cursor,
+        runner::Cursor {
+            generation: 1,
+            stored: ignored,
+            applied: ignored
+        }
+    );
+
+    // A cursor whose stored checkpoint is stale (another runner moved it)
+    // is refused rather than moving the checkpoint back.
+    let mut stale = runner::Cursor {
+        generation: 1,
+        stored: handled,
+        applied: ignored + 1,
+    };
+    assert!(matches!(
+        stale.persist(&db, p.as_ref()).await,
+        Err(ProjectionError::CheckpointMoved(_))
+    ));
+
+    let ignored = append("job.created", 2).await;
+    let (committed, heard) =
+        catch_up_once(&db, &store, &p, &mut cursor, runner::Checkpointing::Eager).await;
+    assert_eq!(committed, 0, "the read model did not change");
+    assert_eq!(heard, vec![(ignored, false)]);
+    assert_eq!(stored().await.unwrap(), ignored);
+    assert_eq!(recorder.applied.lock().unwrap().len(), 2);
+}
+
 macro_rules! contract_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -369,9 +568,11 @@ macro_rules! contract_suite {
             case!(expected_version_conflicts);
             case!(idempotent_appends);
             case!(read_all_in_global_order);
+            case!(read_all_skipping_leaves_bodies_out);
             case!(catch_up_then_live);
             case!(batch_of_ten_thousand);
             case!(concurrent_writers_while_projecting);
+            case!(deferred_checkpoints);
         }
     };
 }

@@ -2,7 +2,7 @@
 
 use super::experiments::{find as find_experiment, view_admits};
 use super::search::{Entity, Lit, OrderBy, compare_num, compare_str, parse_filter, parse_order_by};
-use super::wire::{self, ErrorCode, KeyValueMsg, MlflowError, double_out};
+use super::wire::{self, Double, ErrorCode, KeyValueMsg, MlflowError};
 use super::{
     MAX_BATCH_BODY, MAX_BODY, caller, command_error, db_error, decode_page_token,
     encode_page_token, max_results, message, ok_empty, settle, store_error,
@@ -22,7 +22,7 @@ use ftl_domain::project::Scope;
 use ftl_projections::views::metrics::{self as metric_views, LatestValue};
 use ftl_projections::views::tracking::{self, RunRow, RunScope, experiment_number};
 use rand::Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
@@ -53,17 +53,34 @@ fn job_of(run_id: &str) -> Result<JobId, MlflowError> {
         .map_err(|_| MlflowError::new(ErrorCode::ResourceDoesNotExist, not_found(run_id)))
 }
 
-fn metric_json(m: &LatestValue, run_id: Option<&str>) -> Value {
-    let mut v = json!({
-        "key": m.key,
-        "value": double_out(m.value),
-        "timestamp": m.timestamp_ms,
-        "step": m.step,
-    });
-    if let Some(r) = run_id {
-        v["run_id"] = json!(r);
+/// MLflow's `Metric` message, written straight to JSON (a 10,000-point
+/// history builds no tree).
+#[derive(Serialize)]
+struct MetricOut<'a> {
+    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_id: Option<&'a str>,
+    step: i64,
+    timestamp: i64,
+    value: Double,
+}
+
+fn metric_json<'a>(m: &'a LatestValue, run_id: Option<&'a str>) -> MetricOut<'a> {
+    MetricOut {
+        key: &m.key,
+        run_id,
+        step: m.step,
+        timestamp: m.timestamp_ms,
+        value: Double(m.value),
     }
-    v
+}
+
+/// A page of a metric's history.
+#[derive(Serialize)]
+struct HistoryOut<'a> {
+    metrics: Vec<MetricOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
 }
 
 fn kv_json(items: &[(String, String)]) -> Vec<Value> {
@@ -691,13 +708,10 @@ pub async fn get_history(
     if let Some(p) = page {
         points.truncate(p);
     }
-    let mut out = json!({
-        "metrics": points.iter().map(|p| metric_json(p, None)).collect::<Vec<_>>(),
-    });
-    if more {
-        out["next_page_token"] = json!(encode_page_token(offset + points.len()));
-    }
-    Ok(HttpResponse::Ok().json(out))
+    Ok(HttpResponse::Ok().json(HistoryOut {
+        metrics: points.iter().map(|p| metric_json(p, None)).collect(),
+        next_page_token: more.then(|| encode_page_token(offset + points.len())),
+    }))
 }
 
 #[derive(Deserialize, Default)]
@@ -778,7 +792,7 @@ pub async fn get_history_bulk_interval(
             .await
             .map_err(db_error)?;
         let id = run_id_text(JobId(run.job_id));
-        out.extend(points.iter().map(|p| metric_json(p, Some(&id))));
+        out.extend(points.iter().map(|p| json!(metric_json(p, Some(&id)))));
     }
     Ok(HttpResponse::Ok().json(json!({ "metrics": out })))
 }

@@ -181,15 +181,20 @@ pub fn double<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> 
 }
 
 /// A double for a response: a number, or the proto3 JSON string when not finite.
-pub fn double_out(v: f64) -> Value {
-    if v.is_nan() {
-        Value::from("NaN")
-    } else if v == f64::INFINITY {
-        Value::from("Infinity")
-    } else if v == f64::NEG_INFINITY {
-        Value::from("-Infinity")
-    } else {
-        Value::from(v)
+pub struct Double(pub f64);
+
+impl serde::Serialize for Double {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if v == f64::INFINITY {
+            s.serialize_str("Infinity")
+        } else if v == f64::NEG_INFINITY {
+            s.serialize_str("-Infinity")
+        } else {
+            s.serialize_f64(v)
+        }
     }
 }
 
@@ -320,8 +325,10 @@ mod tests {
         let p: Point = serde_json::from_str(r#"{"value": "-Infinity"}"#).unwrap();
         assert_eq!((p.step, p.value), (None, Some(f64::NEG_INFINITY)));
         assert!(serde_json::from_str::<Point>(r#"{"step": "four"}"#).is_err());
-        assert_eq!(double_out(f64::INFINITY), "Infinity");
-        assert_eq!(double_out(0.5), 0.5);
+        assert_eq!(serde_json::json!(Double(f64::INFINITY)), "Infinity");
+        assert_eq!(serde_json::json!(Double(f64::NEG_INFINITY)), "-Infinity");
+        assert_eq!(serde_json::json!(Double(f64::NAN)), "NaN");
+        assert_eq!(serde_json::json!(Double(0.5)), 0.5);
     }
 
     #[test]

@@ -168,7 +168,7 @@ async fn claimant(st: &AppState, req: &HttpRequest) -> RestResult<Option<Caller>
     {
         return Ok(None);
     }
-    match auth::authenticate(&st.db, token.as_deref()).await {
+    match auth::authenticate(st, token.as_deref()).await {
         Ok(c) if c.scope.allows(Scope::Write) => Ok(Some(c)),
         Ok(_) => Err(RestError::forbidden(
             "claiming jobs needs a key with write scope",

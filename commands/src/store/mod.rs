@@ -9,6 +9,22 @@ mod subscribe;
 
 pub use subscribe::{Subscription, subscribe_all};
 
+/// The columns of a read in global order where events of `bodiless` types
+/// (bound as `$3`, `$4`, …) come without payload and metadata; `cast` turns
+/// PostgreSQL's JSONB into text.
+pub(crate) fn skipping_read_sql(bodiless: usize, cast: &str) -> String {
+    let marks = (3..3 + bodiless)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!(
+        "SELECT global_position, event_id, stream_id, stream_version, event_type, schema_version, recorded_at, \
+         CASE WHEN event_type IN ({marks}) THEN '' ELSE payload{cast} END AS payload, \
+         CASE WHEN event_type IN ({marks}) THEN '{{}}' ELSE metadata{cast} END AS metadata \
+         FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+    )
+}
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ftl_domain::DomainEvent;
@@ -184,6 +200,20 @@ pub trait EventStore: Send + Sync + 'static {
     /// Events of every stream with position > `after`, in global order.
     async fn read_all(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// `read_all`, except that events of the `bodiless` types may come
+    /// without their bodies (an empty payload, default metadata): a reader
+    /// that skips those types spares the copy of every large batch. A
+    /// backend may ignore the hint (this default does).
+    async fn read_all_skipping(
+        &self,
+        after: u64,
+        max: usize,
+        bodiless: &[&str],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let _ = bodiless;
+        self.read_all(after, max).await
+    }
+
     /// The position of the newest committed event (0 when empty).
     async fn head_position(&self) -> Result<u64, StoreError>;
 
@@ -192,6 +222,67 @@ pub trait EventStore: Send + Sync + 'static {
     fn wakeups(&self) -> watch::Receiver<u64>;
 
     fn backend_name(&self) -> &'static str;
+
+    /// When every event after `after` is one this process appended and
+    /// still remembers, and `skip` is true of all their types, the newest
+    /// such position: a reader that ignores those types may move there
+    /// without reading the log. `None` otherwise, and always where the
+    /// backend keeps no such record (this default). Appends by other
+    /// processes are never vouched for, so a reader still finds them by
+    /// reading (as it must anyway: they do not wake it).
+    fn skip_recent(&self, after: u64, skip: &dyn Fn(&str) -> bool) -> Option<u64> {
+        let _ = (after, skip);
+        None
+    }
+}
+
+/// The types of the events this process appended last, by position, so
+/// readers that ignore them can pass them unread (see
+/// [`EventStore::skip_recent`]). Bounded; appends may record out of order.
+#[derive(Default)]
+pub(crate) struct RecentAppends {
+    types: std::sync::Mutex<std::collections::BTreeMap<u64, Arc<str>>>,
+}
+
+impl RecentAppends {
+    /// Positions remembered at most.
+    const CAPACITY: usize = 8192;
+
+    pub(crate) fn record(&self, first: u64, events: &[NewEvent]) {
+        let Ok(mut types) = self.types.lock() else {
+            return;
+        };
+        let mut last: Option<(&str, Arc<str>)> = None;
+        for (i, e) in events.iter().enumerate() {
+            // Batches are mostly of one type: share its text.
+            let t = match &last {
+                Some((text, shared)) if *text == e.event_type => shared.clone(),
+                _ => Arc::from(e.event_type.as_str()),
+            };
+            last = Some((&e.event_type, t.clone()));
+            types.insert(first + i as u64, t);
+        }
+        while types.len() > Self::CAPACITY {
+            types.pop_first();
+        }
+    }
+
+    /// See [`EventStore::skip_recent`]; `head` is the newest position this
+    /// process knows of.
+    pub(crate) fn skip(&self, after: u64, head: u64, skip: &dyn Fn(&str) -> bool) -> Option<u64> {
+        if head <= after {
+            return None;
+        }
+        let types = self.types.lock().ok()?;
+        let mut expect = after + 1;
+        for (&pos, t) in types.range(expect..=head) {
+            if pos != expect || !skip(t) {
+                return None;
+            }
+            expect += 1;
+        }
+        (expect == head + 1).then_some(head)
+    }
 }
 
 pub type DynStore = Arc<dyn EventStore>;
@@ -260,6 +351,47 @@ pub(crate) fn replayed_result(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn typed(t: &str) -> NewEvent {
+        NewEvent {
+            event_id: Uuid::new_v4(),
+            event_type: t.into(),
+            schema_version: 1,
+            payload: Value::Null,
+            metadata: Metadata::default(),
+        }
+    }
+
+    #[test]
+    fn recent_appends_vouch_only_for_a_complete_ignored_run() {
+        let r = RecentAppends::default();
+        let metrics = |n| vec![typed("job.metrics_logged"); n];
+        let ignore_metrics = |t: &str| t == "job.metrics_logged";
+        // Recorded out of order (two appends finishing in either order).
+        r.record(4, &metrics(2));
+        r.record(1, &metrics(3));
+        assert_eq!(r.skip(0, 5, &ignore_metrics), Some(5));
+        assert_eq!(r.skip(2, 5, &ignore_metrics), Some(5));
+        // Nothing new, or a head it has not seen yet.
+        assert_eq!(r.skip(5, 5, &ignore_metrics), None);
+        assert_eq!(r.skip(0, 6, &ignore_metrics), None, "position 6 unknown");
+        // A type the reader handles must be read.
+        r.record(6, &[typed("job.started")]);
+        assert_eq!(r.skip(0, 6, &ignore_metrics), None);
+        assert_eq!(r.skip(6, 6, &ignore_metrics), None);
+        // A gap (another process's append at 7) is never vouched for.
+        r.record(8, &metrics(1));
+        assert_eq!(r.skip(6, 8, &ignore_metrics), None);
+        assert_eq!(r.skip(7, 8, &ignore_metrics), Some(8));
+        // Forgotten positions are unknown again.
+        r.record(9, &metrics(RecentAppends::CAPACITY));
+        assert_eq!(
+            r.skip(7, 8 + RecentAppends::CAPACITY as u64, &ignore_metrics),
+            None
+        );
+        let newest = 8 + RecentAppends::CAPACITY as u64;
+        assert_eq!(r.skip(newest - 10, newest, &ignore_metrics), Some(newest));
+    }
 
     #[test]
     fn expected_version_rules() {

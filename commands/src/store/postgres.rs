@@ -257,6 +257,26 @@ impl EventStore for PostgresEventStore {
         rows.iter().map(row_to_event).collect()
     }
 
+    async fn read_all_skipping(
+        &self,
+        after: u64,
+        max: usize,
+        bodiless: &[&str],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if bodiless.is_empty() {
+            return self.read_all(after, max).await;
+        }
+        let sql = skipping_read_sql(bodiless.len(), "::text");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after as i64)
+            .bind(max as i64);
+        for t in bodiless {
+            q = q.bind(*t);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
     async fn head_position(&self) -> Result<u64, StoreError> {
         let head: Option<i64> = sqlx::query_scalar("SELECT MAX(global_position) FROM events")
             .fetch_one(&self.pool)

@@ -9,6 +9,7 @@ pub struct SqliteEventStore {
     write: SqlitePool,
     read: SqlitePool,
     wake: watch::Sender<u64>,
+    recent: RecentAppends,
 }
 
 /// Columns bound per event row; SQLite allows 32,766 variables per statement.
@@ -63,6 +64,7 @@ impl SqliteEventStore {
             write,
             read,
             wake: head,
+            recent: RecentAppends::default(),
         }
     }
 
@@ -99,25 +101,18 @@ impl SqliteEventStore {
         }
         Ok(found)
     }
-}
 
-#[async_trait]
-impl EventStore for SqliteEventStore {
-    async fn append(
+    /// The write of an append, in one transaction: the stream's length
+    /// (checked against `expected`), then the rows. Returns the last rowid
+    /// and the stream's length before.
+    async fn insert(
         &self,
         stream_id: &str,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, StoreError> {
-        validate_batch(&events)?;
+        events: &[NewEvent],
+    ) -> Result<(i64, u64), WriteError> {
         let n = events.len() as i64;
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        if let Some(done) =
-            replayed_result(stream_id, &events, &Self::existing(&mut tx, &events).await?)?
-        {
-            tx.rollback().await?;
-            return Ok(done);
-        }
         let length: i64 = sqlx::query_scalar(
             "INSERT INTO streams (stream_id, length) VALUES ($1, $2)
              ON CONFLICT (stream_id) DO UPDATE SET length = streams.length + excluded.length
@@ -130,11 +125,11 @@ impl EventStore for SqliteEventStore {
         let before = to_u64(length - n);
         if !expected.accepts(before) {
             tx.rollback().await?;
-            return Err(StoreError::Conflict {
+            return Err(WriteError::Store(StoreError::Conflict {
                 stream: stream_id.to_string(),
                 expected,
                 actual: before,
-            });
+            }));
         }
         let now = Utc::now();
         let mut last_rowid = 0i64;
@@ -156,13 +151,83 @@ impl EventStore for SqliteEventStore {
                     .bind(&e.event_type)
                     .bind(i64::from(e.schema_version))
                     .bind(now)
-                    .bind(serde_json::to_string(&e.payload)?)
-                    .bind(serde_json::to_string(&e.metadata)?);
+                    .bind(serde_json::to_string(&e.payload).map_err(StoreError::from)?)
+                    .bind(serde_json::to_string(&e.metadata).map_err(StoreError::from)?);
             }
             last_rowid = q.execute(&mut *tx).await?.last_insert_rowid();
         }
         tx.commit().await?;
+        Ok((last_rowid, before))
+    }
+}
+
+/// Why the write of an append failed.
+enum WriteError {
+    Db(sqlx::Error),
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        WriteError::Db(e)
+    }
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        WriteError::Store(e)
+    }
+}
+
+impl WriteError {
+    /// A version conflict or a duplicate event id: the batch may be stored
+    /// already (a retry).
+    fn may_be_retry(&self) -> bool {
+        match self {
+            WriteError::Store(StoreError::Conflict { .. }) => true,
+            WriteError::Db(sqlx::Error::Database(d)) => d.is_unique_violation(),
+            _ => false,
+        }
+    }
+
+    fn into_store_error(self) -> StoreError {
+        match self {
+            WriteError::Db(e) => e.into(),
+            WriteError::Store(e) => e,
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, StoreError> {
+        validate_batch(&events)?;
+        let n = events.len() as i64;
+        // A retry (events already stored) is recognised only when the write
+        // fails, on the version check or the unique event ids, so a fresh
+        // append costs no lookup.
+        let (last_rowid, before) = match self.insert(stream_id, expected, &events).await {
+            Ok(done) => done,
+            Err(e) if e.may_be_retry() => {
+                let mut conn = self.read.acquire().await?;
+                return match replayed_result(
+                    stream_id,
+                    &events,
+                    &Self::existing(&mut conn, &events).await?,
+                )? {
+                    Some(done) => Ok(done),
+                    None => Err(e.into_store_error()),
+                };
+            }
+            Err(e) => return Err(e.into_store_error()),
+        };
         let last = to_u64(last_rowid);
+        self.recent.record(last + 1 - n as u64, &events);
         self.wake.send_if_modified(|h| {
             let newer = last > *h;
             *h = (*h).max(last);
@@ -206,6 +271,26 @@ impl EventStore for SqliteEventStore {
         rows.iter().map(row_to_event).collect()
     }
 
+    async fn read_all_skipping(
+        &self,
+        after: u64,
+        max: usize,
+        bodiless: &[&str],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if bodiless.is_empty() {
+            return self.read_all(after, max).await;
+        }
+        let sql = skipping_read_sql(bodiless.len(), "");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after as i64)
+            .bind(max as i64);
+        for t in bodiless {
+            q = q.bind(*t);
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        rows.iter().map(row_to_event).collect()
+    }
+
     async fn head_position(&self) -> Result<u64, StoreError> {
         let head: Option<i64> = sqlx::query_scalar("SELECT MAX(global_position) FROM events")
             .fetch_one(&self.read)
@@ -219,5 +304,9 @@ impl EventStore for SqliteEventStore {
 
     fn backend_name(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn skip_recent(&self, after: u64, skip: &dyn Fn(&str) -> bool) -> Option<u64> {
+        self.recent.skip(after, *self.wake.borrow(), skip)
     }
 }

@@ -44,6 +44,10 @@ pub enum DomainEvent {
 }
 
 impl DomainEvent {
+    /// The event types that carry bulk (many points or lines): readers that
+    /// skip them ask the store to leave their bodies out.
+    pub const BULK_TYPES: &'static [&'static str] = &["job.metrics_logged", "job.logs_appended"];
+
     /// Rough cost of applying this event, in items (metric points count one
     /// each): consumers bound their batches by it.
     pub fn weight(&self) -> usize {
