@@ -194,6 +194,8 @@ pub enum KeyError {
     Domain(#[from] DomainError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
 }
 
 /// Creates the project if it does not exist yet, then a key for it.
@@ -251,6 +253,47 @@ pub async fn create_key(
         secret,
         position: r.last_position,
     })
+}
+
+/// Revokes one of a project's keys: from the moment the revocation is
+/// projected, requests with it are refused (see [`KeyCache`]). Revoking a
+/// revoked key changes nothing. Returns the position to wait for (0 when
+/// nothing was written).
+pub async fn revoke_key(
+    store: &dyn EventStore,
+    db: &ftl_commands::Db,
+    project: &str,
+    key_id: Uuid,
+    actor: &str,
+) -> Result<u64, KeyError> {
+    let project_id = project_id_for_name(project);
+    let key = catalog::keys_of_project(db, project_id.0)
+        .await?
+        .into_iter()
+        .find(|k| k.key_id == key_id)
+        .ok_or(DomainError::NotFound { entity: "api key" })?;
+    if key.revoked {
+        return Ok(0);
+    }
+    let event = DomainEvent::ApiKeyRevoked(ftl_domain::project::ApiKeyRevoked {
+        key_id: ApiKeyId(key_id),
+        project_id,
+    });
+    let meta = Metadata {
+        actor: Some(actor.to_string()),
+        project_id: Some(project_id),
+        ..Default::default()
+    };
+    // One revocation per key: a retry finds its event stored.
+    let id = derive_event_id(Uuid::new_v5(&key_id, b"revoke"), 0);
+    let r = store
+        .append(
+            &ApiKeyId(key_id).stream(),
+            ExpectedVersion::StreamExists,
+            vec![NewEvent::from_domain(id, &event, meta)],
+        )
+        .await?;
+    Ok(r.last_position)
 }
 
 #[cfg(test)]

@@ -133,6 +133,14 @@ pub enum KeysCommand {
         #[arg(long)]
         project: String,
     },
+    /// Revoke a key (its id from `keys list`): requests with it are refused
+    /// from then on, by running servers too (within a poll interval).
+    Revoke {
+        #[arg(long)]
+        project: String,
+        /// The key's id (not its secret).
+        key_id: uuid::Uuid,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -203,6 +211,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                         "key {} for project {project} ({:?}); store it now, it is not shown again",
                         k.key_id, scope
                     );
+                }
+                KeysCommand::Revoke { project, key_id } => {
+                    state.projections.catch_up().await?;
+                    let at = crate::auth::revoke_key(
+                        state.store.as_ref(),
+                        &state.db,
+                        &project,
+                        key_id,
+                        "cli",
+                    )
+                    .await?;
+                    state.projections.catch_up().await?;
+                    if at == 0 {
+                        eprintln!("key {key_id} was already revoked");
+                    } else {
+                        eprintln!("key {key_id} of project {project} revoked");
+                    }
                 }
                 KeysCommand::List { project } => {
                     state.projections.catch_up().await?;

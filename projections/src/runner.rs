@@ -170,7 +170,7 @@ pub async fn read_batch(
     let mut page = FIRST_PAGE.min(batch);
     let mut read = 0;
     let mut full = false;
-    // Bulk events this projection skips are read without their bodies.
+    // Bulk events this projection skips are read without their payloads.
     let bodiless: Vec<&str> = DomainEvent::BULK_TYPES
         .iter()
         .copied()

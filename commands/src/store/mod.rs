@@ -10,7 +10,7 @@ mod subscribe;
 pub use subscribe::{Subscription, subscribe_all};
 
 /// The columns of a read in global order where events of `bodiless` types
-/// (bound as `$3`, `$4`, …) come without payload and metadata; `cast` turns
+/// (bound as `$3`, `$4`, …) come without their payload; `cast` turns
 /// PostgreSQL's JSONB into text.
 pub(crate) fn skipping_read_sql(bodiless: usize, cast: &str) -> String {
     let marks = (3..3 + bodiless)
@@ -19,8 +19,7 @@ pub(crate) fn skipping_read_sql(bodiless: usize, cast: &str) -> String {
         .join(",");
     format!(
         "SELECT global_position, event_id, stream_id, stream_version, event_type, schema_version, recorded_at, \
-         CASE WHEN event_type IN ({marks}) THEN '' ELSE payload{cast} END AS payload, \
-         CASE WHEN event_type IN ({marks}) THEN '{{}}' ELSE metadata{cast} END AS metadata \
+         CASE WHEN event_type IN ({marks}) THEN '' ELSE payload{cast} END AS payload, metadata{cast} AS metadata \
          FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
     )
 }
@@ -201,9 +200,9 @@ pub trait EventStore: Send + Sync + 'static {
     async fn read_all(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// `read_all`, except that events of the `bodiless` types may come
-    /// without their bodies (an empty payload, default metadata): a reader
-    /// that skips those types spares the copy of every large batch. A
-    /// backend may ignore the hint (this default does).
+    /// without their payload (empty text): a reader that skips those types
+    /// spares the copy of every large batch. A backend may ignore the hint
+    /// (this default does).
     async fn read_all_skipping(
         &self,
         after: u64,

@@ -45,7 +45,7 @@ pub enum DomainEvent {
 
 impl DomainEvent {
     /// The event types that carry bulk (many points or lines): readers that
-    /// skip them ask the store to leave their bodies out.
+    /// skip them ask the store to leave their payloads out.
     pub const BULK_TYPES: &'static [&'static str] = &["job.metrics_logged", "job.logs_appended"];
 
     /// Rough cost of applying this event, in items (metric points count one
