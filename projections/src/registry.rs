@@ -21,6 +21,8 @@ pub struct Projections {
     /// Per projection, the batches this process's runner applied that
     /// changed the read model (ignored events do not count).
     changes: Arc<HashMap<&'static str, std::sync::atomic::AtomicU64>>,
+    /// Whether this process runs the projections (`spawn_runners`).
+    running_here: Arc<std::sync::atomic::AtomicBool>,
     /// Counts generation switches made by this process (rebuilds).
     switches: Arc<watch::Sender<u64>>,
     poll: Duration,
@@ -85,6 +87,7 @@ impl Projections {
             list: Arc::new(list),
             progress: Arc::new(progress),
             changes: Arc::new(changes),
+            running_here: Arc::default(),
             switches: Arc::new(watch::Sender::new(0)),
             poll,
         }
@@ -197,6 +200,8 @@ impl Projections {
         &self,
         shutdown: watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.running_here
+            .store(true, std::sync::atomic::Ordering::Release);
         self.list
             .iter()
             .map(|p| {
@@ -285,19 +290,45 @@ impl Projections {
                 || *stop.borrow(),
             )
             .await;
-            if let Err(e) = caught_up {
-                tracing::warn!(projection = p.name(), error = %e, "projection step failed; retrying");
-                cursor = None;
-                tokio::time::sleep(self.poll).await;
-                continue;
+            match caught_up {
+                Ok(_) => {}
+                // Another process caught this generation up (a CLI command
+                // on the same SQLite file, say): start again from the table
+                // at once rather than after a poll interval.
+                Err(ProjectionError::CheckpointMoved(_)) => {
+                    tracing::debug!(
+                        projection = p.name(),
+                        "checkpoint moved by another process; reloading"
+                    );
+                    cursor = None;
+                    recheck = true;
+                    tokio::time::sleep(Duration::from_millis(10).min(self.poll)).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(projection = p.name(), error = %e, "projection step failed; retrying");
+                    cursor = None;
+                    recheck = true;
+                    tokio::time::sleep(self.poll).await;
+                    continue;
+                }
             }
             // A deferred checkpoint is stored once the runner has been quiet
             // for a poll interval (and at shutdown).
             if at.applied > at.stored && persisted.elapsed() >= self.poll {
                 if let Err(e) = at.persist(&self.db, p.as_ref()).await {
-                    tracing::warn!(projection = p.name(), error = %e, "cannot store the checkpoint");
+                    let moved = matches!(e, ProjectionError::CheckpointMoved(_));
+                    if !moved {
+                        tracing::warn!(projection = p.name(), error = %e, "cannot store the checkpoint");
+                    }
                     cursor = None;
-                    tokio::time::sleep(self.poll).await;
+                    recheck = true;
+                    let pause = if moved {
+                        Duration::from_millis(10)
+                    } else {
+                        self.poll
+                    };
+                    tokio::time::sleep(pause.min(self.poll)).await;
                     continue;
                 }
                 persisted = Instant::now();
@@ -375,10 +406,11 @@ impl Projections {
         let mut receivers: Vec<watch::Receiver<u64>> =
             self.progress.values().map(|s| s.subscribe()).collect();
         // On PostgreSQL another process may be the runner, so its progress
-        // is read from the table every time; on SQLite the runners are in
-        // this process, and the table is read only when they have been
-        // silent for a slice (no runner here: a CLI, another process).
-        let mut read_table = matches!(self.db, Db::Postgres(_));
+        // is read from the table every time, as it is where this process
+        // runs none; on SQLite with the runners here, the table is read only
+        // when they have been silent for a slice.
+        let mut read_table = matches!(self.db, Db::Postgres(_))
+            || !self.running_here.load(std::sync::atomic::Ordering::Acquire);
         loop {
             if receivers.iter().all(|r| *r.borrow() >= position) {
                 return true;

@@ -1110,7 +1110,53 @@ async fn changed_read_models_rebuild_at_start(backend: Backend) {
     s.stop().await;
 }
 
+/// Another process (a CLI command on the same database) catches the read
+/// models up while the server runs: the server's runners find their stored
+/// checkpoint moved and carry on from the table at once, so writes are not
+/// held up for a poll interval.
+async fn another_process_catching_up_holds_nothing_up(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.projections.poll_ms = 5_000).await;
+    let key = s.key("team-other-process", Scope::Write).await;
+    let job = create_job(&s, &key, "first").await;
+    // Metric events: five of the six projections ignore them (on SQLite
+    // their runners leave the stored checkpoint behind them).
+    s.ok(
+        &key,
+        LOG,
+        json!({ "j": job, "p": points("loss", 0..50, |i| json!(i as f64)) }),
+    )
+    .await;
+    let (db, store) = ftl_tests::open_store(&s.state.config.database.url)
+        .await
+        .unwrap();
+    let other = ftl_projections::Projections::standard(db.clone(), store, Duration::from_secs(5));
+    other.catch_up().await.unwrap();
+    let head = s.state.store.head_position().await.unwrap();
+    for st in other.status().await.unwrap() {
+        assert_eq!(st.position, head, "{st:?}");
+    }
+    db.close().await;
+
+    let started = std::time::Instant::now();
+    let second = create_job(&s, &key, "second").await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(2_500),
+        "createJob waited {took:?} (the poll interval is 5 s)"
+    );
+    let d = s
+        .ok(
+            &key,
+            "query($id: ID!) { job(id: $id) { name } }",
+            json!({ "id": second }),
+        )
+        .await;
+    assert_eq!(d["job"]["name"], "second");
+    s.stop().await;
+}
+
 e2e!(
+    another_process_catching_up_holds_nothing_up,
     changed_read_models_rebuild_at_start,
     job_lifecycle_and_metrics,
     authentication_and_project_isolation,
