@@ -475,12 +475,28 @@ impl Projections {
         Ok(out)
     }
 
-    /// Applies every projection up to the current head, in this task.
+    /// Applies every projection up to the current head, in this task. A
+    /// running server may be projecting the same generation meanwhile: when
+    /// it moves the checkpoint first, this starts again from the table.
     pub async fn catch_up(&self) -> Result<(), ProjectionError> {
         for p in self.list.iter() {
             let g = self.active_generation(p.name()).await?.unwrap_or(1);
-            self.catch_up_generation(p, g, |pos, changed| self.advance(p.name(), pos, changed))
-                .await?;
+            let mut moved = 0;
+            loop {
+                let caught_up = self
+                    .catch_up_generation(p, g, |pos, changed| self.advance(p.name(), pos, changed))
+                    .await;
+                match caught_up {
+                    Err(ProjectionError::CheckpointMoved(_)) if moved < 100 => {
+                        moved += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -224,11 +224,10 @@ pub async fn apply_batch(
         return Ok(None);
     };
     let mut tx = DbTx::begin(db).await?;
-    if !batch.decoded.is_empty() {
-        projection
-            .apply(&mut tx, &suffix(generation), &batch.decoded)
-            .await?;
-    }
+    // The checkpoint first: a runner that lost the race (another moved the
+    // checkpoint) finds out before it writes anything, and on PostgreSQL the
+    // row lock makes a second runner wait for the first rather than redo
+    // its work.
     let moved = execute!(
         &mut tx,
         "UPDATE projection_checkpoints SET position = $1, updated_at = $2 WHERE name = $3 AND generation = $4 AND position = $5",
@@ -242,6 +241,11 @@ pub async fn apply_batch(
         return Err(ProjectionError::CheckpointMoved(
             projection.name().to_string(),
         ));
+    }
+    if !batch.decoded.is_empty() {
+        projection
+            .apply(&mut tx, &suffix(generation), &batch.decoded)
+            .await?;
     }
     tx.commit().await?;
     Ok(Some(last))
