@@ -12,6 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// How long a runner or a catch-up whose checkpoint another process moved
+/// waits before starting again from the table.
+const CHECKPOINT_MOVED_PAUSE: Duration = Duration::from_millis(10);
+
 #[derive(Clone)]
 pub struct Projections {
     db: Db,
@@ -280,59 +284,48 @@ impl Projections {
                 },
             };
             let stop = shutdown.clone();
-            let caught_up = runner::catch_up(
-                &self.db,
-                &self.store,
-                &p,
-                &mut at,
-                self.checkpointing(),
-                |pos, changed| self.advance(p.name(), pos, changed),
-                || *stop.borrow(),
-            )
-            .await;
-            match caught_up {
-                Ok(_) => {}
-                // Another process caught this generation up (a CLI command
-                // on the same SQLite file, say): start again from the table
-                // at once rather than after a poll interval.
-                Err(ProjectionError::CheckpointMoved(_)) => {
-                    tracing::debug!(
-                        projection = p.name(),
-                        "checkpoint moved by another process; reloading"
-                    );
-                    cursor = None;
-                    recheck = true;
-                    tokio::time::sleep(Duration::from_millis(10).min(self.poll)).await;
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(projection = p.name(), error = %e, "projection step failed; retrying");
-                    cursor = None;
-                    recheck = true;
-                    tokio::time::sleep(self.poll).await;
-                    continue;
-                }
-            }
             // A deferred checkpoint is stored once the runner has been quiet
             // for a poll interval (and at shutdown).
-            if at.applied > at.stored && persisted.elapsed() >= self.poll {
-                if let Err(e) = at.persist(&self.db, p.as_ref()).await {
-                    let moved = matches!(e, ProjectionError::CheckpointMoved(_));
-                    if !moved {
-                        tracing::warn!(projection = p.name(), error = %e, "cannot store the checkpoint");
-                    }
-                    cursor = None;
-                    recheck = true;
-                    let pause = if moved {
-                        Duration::from_millis(10)
-                    } else {
-                        self.poll
-                    };
-                    tokio::time::sleep(pause.min(self.poll)).await;
-                    continue;
+            let stepped = async {
+                runner::catch_up(
+                    &self.db,
+                    &self.store,
+                    &p,
+                    &mut at,
+                    self.checkpointing(),
+                    |pos, changed| self.advance(p.name(), pos, changed),
+                    || *stop.borrow(),
+                )
+                .await?;
+                if at.applied > at.stored && persisted.elapsed() >= self.poll {
+                    at.persist(&self.db, p.as_ref()).await?;
                 }
-                persisted = Instant::now();
-            } else if at.applied == at.stored {
+                Ok::<_, ProjectionError>(())
+            }
+            .await;
+            if let Err(e) = stepped {
+                // Another process caught this generation up (a CLI command
+                // on the same database, say): start again from the table at
+                // once. Anything else is retried after a poll interval.
+                let pause = match e {
+                    ProjectionError::CheckpointMoved(_) => {
+                        tracing::debug!(
+                            projection = p.name(),
+                            "checkpoint moved by another process; reloading"
+                        );
+                        CHECKPOINT_MOVED_PAUSE
+                    }
+                    e => {
+                        tracing::warn!(projection = p.name(), error = %e, "projection step failed; retrying");
+                        self.poll
+                    }
+                };
+                cursor = None;
+                recheck = true;
+                tokio::time::sleep(pause.min(self.poll)).await;
+                continue;
+            }
+            if at.applied == at.stored {
                 persisted = Instant::now();
             }
             self.publish(p.name(), at.applied);
@@ -487,9 +480,9 @@ impl Projections {
                     .catch_up_generation(p, g, |pos, changed| self.advance(p.name(), pos, changed))
                     .await;
                 match caught_up {
-                    Err(ProjectionError::CheckpointMoved(_)) if moved < 100 => {
+                    Err(ProjectionError::CheckpointMoved(_)) if moved < 200 => {
                         moved += 1;
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        tokio::time::sleep(CHECKPOINT_MOVED_PAUSE).await;
                     }
                     other => {
                         other?;

@@ -251,20 +251,6 @@ pub async fn apply_batch(
     Ok(Some(last))
 }
 
-/// Applies one batch of at most `batch` events (fewer once they weigh
-/// `WEIGHT_BUDGET`). Returns the new checkpoint, or `None` when caught up.
-pub async fn step(
-    db: &Db,
-    store: &DynStore,
-    projection: &dyn Projection,
-    generation: i64,
-    batch: usize,
-) -> Result<Option<u64>, ProjectionError> {
-    let from = checkpoint(db, projection.name(), generation).await?;
-    let read = read_batch(store, projection, from, batch).await?;
-    apply_batch(db, projection, generation, from, &read).await
-}
-
 /// Whether [`catch_up`] may leave the stored checkpoint behind over events
 /// the projection ignores (no transaction for them; the caller persists the
 /// cursor later), or must store every move.

@@ -283,20 +283,24 @@ pub async fn concurrent_writers_while_projecting(db: Db, store: DynStore) {
     let applied = recorder.applied.clone();
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let runner_task = {
-        let (db, store, recorder, done) =
-            (db.clone(), store.clone(), recorder.clone(), done.clone());
+        let (db, store, done) = (db.clone(), store.clone(), done.clone());
+        let p: Arc<dyn Projection> = recorder.clone();
+        // The runner's path, from the stored checkpoint each time (as a
+        // runner restarting at every step would): whether anything was new.
+        let step = move || {
+            let (db, store, p) = (db.clone(), store.clone(), p.clone());
+            async move {
+                let mut at = runner::Cursor::load(&db, "recorder", 1).await.unwrap();
+                let (changed, _) =
+                    catch_up_once(&db, &store, &p, &mut at, runner::Checkpointing::Eager).await;
+                changed > 0
+            }
+        };
         tokio::spawn(async move {
             loop {
-                let stepped = runner::step(&db, &store, recorder.as_ref(), 1, runner::BATCH)
-                    .await
-                    .unwrap();
-                if stepped.is_none() {
+                if !step().await {
                     if done.load(std::sync::atomic::Ordering::SeqCst) {
-                        if runner::step(&db, &store, recorder.as_ref(), 1, runner::BATCH)
-                            .await
-                            .unwrap()
-                            .is_none()
-                        {
+                        if !step().await {
                             return;
                         }
                     } else {

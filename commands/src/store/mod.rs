@@ -9,21 +9,6 @@ mod subscribe;
 
 pub use subscribe::{Subscription, subscribe_all};
 
-/// The columns of a read in global order where events of `bodiless` types
-/// (bound as `$3`, `$4`, …) come without their payload; `cast` turns
-/// PostgreSQL's JSONB into text.
-pub(crate) fn skipping_read_sql(bodiless: usize, cast: &str) -> String {
-    let marks = (3..3 + bodiless)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    format!(
-        "SELECT global_position, event_id, stream_id, stream_version, event_type, schema_version, recorded_at, \
-         CASE WHEN event_type IN ({marks}) THEN '' ELSE payload{cast} END AS payload, metadata{cast} AS metadata \
-         FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
-    )
-}
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ftl_domain::DomainEvent;
@@ -233,6 +218,26 @@ pub trait EventStore: Send + Sync + 'static {
         let _ = (after, skip);
         None
     }
+}
+
+/// The read of the log in global order after `$1`, at most `$2` events;
+/// events of `bodiless` types (bound as `$3`, `$4`, …) come without their
+/// payload. `cast` turns PostgreSQL's JSONB into text.
+pub(crate) fn read_all_sql(bodiless: usize, cast: &str) -> String {
+    let payload = if bodiless == 0 {
+        format!("payload{cast}")
+    } else {
+        let marks = (3..3 + bodiless)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        format!("CASE WHEN event_type IN ({marks}) THEN '' ELSE payload{cast} END")
+    };
+    format!(
+        "SELECT global_position, event_id, stream_id, stream_version, event_type, schema_version, recorded_at, \
+         {payload} AS payload, metadata{cast} AS metadata \
+         FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+    )
 }
 
 /// The types of the events this process appended last, by position, so

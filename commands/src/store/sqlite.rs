@@ -260,15 +260,7 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn read_all(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {SELECT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after as i64)
-            .bind(max as i64)
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(row_to_event).collect()
+        self.read_all_skipping(after, max, &[]).await
     }
 
     async fn read_all_skipping(
@@ -277,10 +269,7 @@ impl EventStore for SqliteEventStore {
         max: usize,
         bodiless: &[&str],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        if bodiless.is_empty() {
-            return self.read_all(after, max).await;
-        }
-        let sql = skipping_read_sql(bodiless.len(), "");
+        let sql = read_all_sql(bodiless.len(), "");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(after as i64)
             .bind(max as i64);
