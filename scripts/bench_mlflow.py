@@ -1,6 +1,9 @@
 """One MLflow tracking workload against one server, timed client-side.
 
 Usage: bench_mlflow.py TRACKING_URI [TOKEN] — prints one JSON line.
+       bench_mlflow.py --client-alone — the same mlflow-client workload with
+       no server: every HTTP call answered at once inside the process, so the
+       figures are the client's own cost, the floor under any server's.
 The workload (issue #3): 100,000 points as 100 `log_batch` calls of 1,000,
 then 1,000 single `log_metric` calls, then `get_metric_history` of a
 10,000-point key (median of several reads) — once through the mlflow
@@ -13,20 +16,46 @@ import statistics
 import sys
 import time
 
-uri = sys.argv[1]
+CLIENT_ALONE = sys.argv[1] == "--client-alone"
+uri = "http://127.0.0.1:9" if CLIENT_ALONE else sys.argv[1]
 if len(sys.argv) > 2:
     os.environ["MLFLOW_TRACKING_TOKEN"] = sys.argv[2]
 
+import requests  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric  # noqa: E402
-
-client = MlflowClient(tracking_uri=uri)
-exp = client.create_experiment(f"bench-{time.time_ns()}")
-run_id = client.create_run(exp).info.run_id
 
 KEYS = 10  # 10 keys x 100 steps per batch: a training loop's shape
 BATCHES = 100
 T0 = 1_700_000_000_000
+
+if CLIENT_ALONE:
+    # Answers as a server would, with bodies made once: the history is the
+    # 10,000 points the workload logs under metric_0.
+    answers = {
+        "experiments/create": {"experiment_id": "1"},
+        "runs/create": {"run": {"info": {
+            "run_id": "0" * 32, "run_uuid": "0" * 32, "experiment_id": "1",
+            "status": "RUNNING", "start_time": 1, "lifecycle_stage": "active",
+            "artifact_uri": "mlflow-artifacts:/1/0/artifacts"}, "data": {}}},
+        "metrics/get-history": {"metrics": [
+            {"key": "metric_0", "value": 1.0 / (s + 1), "timestamp": T0 + s, "step": s}
+            for s in range(BATCHES * 100)]},
+    }
+    bodies_by_path = {k: json.dumps(v).encode() for k, v in answers.items()}
+
+    def answer(self, method, url, **kwargs):
+        r = requests.Response()
+        r.status_code = 200
+        r.headers["Content-Type"] = "application/json"
+        r._content = next((b for k, b in bodies_by_path.items() if url.endswith(k)), b"{}")
+        return r
+
+    requests.Session.request = answer
+
+client = MlflowClient(tracking_uri=uri)
+exp = client.create_experiment(f"bench-{time.time_ns()}")
+run_id = client.create_run(exp).info.run_id
 
 batches = []
 for b in range(BATCHES):
@@ -54,10 +83,13 @@ for _ in range(5):
 assert len(history) == 10_000, len(history)
 assert sorted(m.step for m in history) == list(range(10_000))
 
+if CLIENT_ALONE:
+    print(json.dumps({"batch_s": batch_s, "single_s": single_s,
+                      "history_ms": statistics.median(reads) * 1000}))
+    sys.exit(0)
+
 # The same workload as raw HTTP with bodies built beforehand: the server's
 # own cost (and HTTP), without the client's object building and parsing.
-import requests  # noqa: E402
-
 session = requests.Session()
 headers = {"Content-Type": "application/json"}
 if os.environ.get("MLFLOW_TRACKING_TOKEN"):

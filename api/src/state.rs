@@ -107,9 +107,11 @@ impl AppState {
 
 async fn open_store(config: &Config, db: &Db) -> anyhow::Result<DynStore> {
     match (config.store.backend.as_str(), db) {
-        ("sql", Db::Sqlite { write, read }) => {
-            Ok(Arc::new(SqliteEventStore::new(write.clone(), read.clone())))
-        }
+        ("sql", Db::Sqlite { write, read, sync }) => Ok(Arc::new(SqliteEventStore::new(
+            write.clone(),
+            read.clone(),
+            *sync,
+        ))),
         ("sql", Db::Postgres(pool)) => Ok(Arc::new(PostgresEventStore::new(pool.clone()).await?)),
         ("kurrentdb", _) => open_kurrent(config).await,
         (other, _) => {

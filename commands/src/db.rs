@@ -14,8 +14,44 @@ pub enum Db {
     Sqlite {
         write: SqlitePool,
         read: SqlitePool,
+        /// The configured level for appends to the event log.
+        sync: SqliteSync,
     },
     Postgres(PgPool),
+}
+
+/// SQLite's `synchronous` level for one write transaction. It belongs to the
+/// connection, and the one writer connection carries both the event log and
+/// the read models, so every write transaction opens with its own level:
+/// appends to the log at the configured one, read-model transactions at
+/// `Normal` — they are derived from the log and commit with their
+/// checkpoint, so a power loss that drops the last of them only makes the
+/// runner apply those events again. A `Full` commit syncs the whole WAL,
+/// read-model frames before it included; a `Normal` one survives a crash of
+/// the process (`kill -9`) as well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+impl SqliteSync {
+    /// `full` (or anything unknown: fail safe) or `normal`.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "normal" => SqliteSync::Normal,
+            _ => SqliteSync::Full,
+        }
+    }
+
+    /// The statement that opens a write transaction at this level (one round
+    /// trip to the connection's worker thread).
+    pub fn begin(self) -> &'static str {
+        match self {
+            SqliteSync::Full => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
+            SqliteSync::Normal => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -23,8 +59,9 @@ pub struct DbOptions {
     pub url: String,
     /// PostgreSQL pool size; SQLite readers.
     pub max_connections: u32,
-    /// SQLite `synchronous`: `full` (survives power loss) or `normal` (survives a
-    /// process crash, faster).
+    /// SQLite `synchronous` for appends to the log: `full` (survives power
+    /// loss) or `normal` (survives a process crash, faster). Read models
+    /// always commit at `normal` (see [`SqliteSync`]).
     pub sqlite_synchronous: String,
 }
 
@@ -67,14 +104,14 @@ impl Db {
             {
                 std::fs::create_dir_all(parent)?;
             }
-            let sync = match opts.sqlite_synchronous.as_str() {
-                "normal" => SqliteSynchronous::Normal,
-                _ => SqliteSynchronous::Full,
-            };
+            let sync = SqliteSync::parse(&opts.sqlite_synchronous);
             let base = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(sync)
+                .synchronous(match sync {
+                    SqliteSync::Full => SqliteSynchronous::Full,
+                    SqliteSync::Normal => SqliteSynchronous::Normal,
+                })
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
                 .pragma("cache_size", "-65536")
@@ -92,7 +129,7 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(base.read_only(true))
                 .await?;
-            Ok(Db::Sqlite { write, read })
+            Ok(Db::Sqlite { write, read, sync })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let o = PgConnectOptions::from_str(url)?
                 .log_statements(log::LevelFilter::Trace)
@@ -134,7 +171,7 @@ impl Db {
 
     pub async fn close(&self) {
         match self {
-            Db::Sqlite { write, read } => {
+            Db::Sqlite { write, read, .. } => {
                 read.close().await;
                 write.close().await;
             }

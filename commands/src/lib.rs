@@ -6,7 +6,7 @@ pub mod handler;
 pub mod leases;
 pub mod store;
 
-pub use db::Db;
+pub use db::{Db, SqliteSync};
 pub use handler::{CommandError, Handled};
 pub use store::{
     AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent, StoreError,

@@ -1,7 +1,7 @@
 //! One transaction type over both SQL backends, and macros that bind the same
 //! arguments to the same `$N` SQL text on either.
 
-use ftl_commands::Db;
+use ftl_commands::{Db, SqliteSync};
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub enum DbTx {
@@ -10,11 +10,15 @@ pub enum DbTx {
 }
 
 impl DbTx {
-    /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite: take the write
-    /// lock up front rather than fail to upgrade later).
+    /// Starts a read-model write transaction (`BEGIN IMMEDIATE` on SQLite:
+    /// take the write lock up front rather than fail to upgrade later). On
+    /// SQLite it commits without waiting for the disk: read models are
+    /// derived from the log (see [`SqliteSync`]).
     pub async fn begin(db: &Db) -> Result<DbTx, sqlx::Error> {
         Ok(match db {
-            Db::Sqlite { write, .. } => DbTx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite { write, .. } => {
+                DbTx::Sqlite(write.begin_with(SqliteSync::Normal.begin()).await?)
+            }
             Db::Postgres(pool) => DbTx::Postgres(pool.begin().await?),
         })
     }

@@ -61,7 +61,9 @@ pub async fn open_store(url: &str) -> anyhow::Result<(Db, DynStore)> {
     let db = Db::connect(&DbOptions::new(url)).await?;
     db.migrate().await?;
     let store: DynStore = match &db {
-        Db::Sqlite { write, read } => Arc::new(SqliteEventStore::new(write.clone(), read.clone())),
+        Db::Sqlite { write, read, sync } => {
+            Arc::new(SqliteEventStore::new(write.clone(), read.clone(), *sync))
+        }
         Db::Postgres(pool) => Arc::new(PostgresEventStore::new(pool.clone()).await?),
     };
     Ok((db, store))

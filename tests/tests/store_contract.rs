@@ -626,6 +626,48 @@ async fn postgres_out_of_order_commit_skips_nothing() {
     assert_eq!(all[4].stream_id, "b");
 }
 
+/// SQLite's one writer connection carries the log and the read models, and
+/// `synchronous` belongs to the connection: each write transaction sets its
+/// own level — appends at the configured one (here the default, `full`:
+/// fsync before the acknowledgement), read models at `normal`.
+#[tokio::test]
+async fn sqlite_appends_sync_read_models_do_not_wait() {
+    let (db, store) = ftl_tests::fresh_store(ftl_tests::Backend::Sqlite)
+        .await
+        .unwrap();
+    let Db::Sqlite { write, sync, .. } = &db else {
+        unreachable!()
+    };
+    assert_eq!(*sync, ftl_commands::SqliteSync::Full);
+    // The writer pool holds one connection, so this reads the level the
+    // last transaction on it left (0 off, 1 normal, 2 full).
+    let level = || async {
+        sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+            .fetch_one(write)
+            .await
+            .unwrap()
+    };
+    let read_model_write = || async {
+        let mut tx = DbTx::begin(&db).await.unwrap();
+        execute!(
+            &mut tx,
+            "UPDATE projection_checkpoints SET position = position WHERE name = $1",
+            "nothing"
+        )
+        .unwrap();
+        tx.commit().await.unwrap();
+    };
+    for _ in 0..2 {
+        read_model_write().await;
+        assert_eq!(level().await, 1);
+        store
+            .append("s", ExpectedVersion::Any, evs(1))
+            .await
+            .unwrap();
+        assert_eq!(level().await, 2);
+    }
+}
+
 #[cfg(feature = "kurrentdb")]
 mod kurrentdb {
     //! Runs when FTL_TEST_KURRENTDB_URL names a server; otherwise says so and passes.

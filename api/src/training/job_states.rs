@@ -79,10 +79,10 @@ mod tests {
             .await
             .unwrap();
         db.migrate().await.unwrap();
-        let ftl_commands::Db::Sqlite { write, read } = &db else {
+        let ftl_commands::Db::Sqlite { write, read, sync } = &db else {
             unreachable!("a sqlite URL")
         };
-        let store = SqliteEventStore::new(write.clone(), read.clone());
+        let store = SqliteEventStore::new(write.clone(), read.clone(), *sync);
         let job = JobId(Uuid::new_v4());
         let run = |cmd: JobCommand| {
             let store = &store;

@@ -1,6 +1,7 @@
 //! The embedded default: SQLite in WAL mode, one writer connection.
 
 use super::*;
+use crate::db::SqliteSync;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 use std::sync::OnceLock;
@@ -10,6 +11,8 @@ pub struct SqliteEventStore {
     read: SqlitePool,
     wake: watch::Sender<u64>,
     recent: RecentAppends,
+    /// Opens an append's transaction at the configured `synchronous` level.
+    begin: &'static str,
 }
 
 /// Columns bound per event row; SQLite allows 32,766 variables per statement.
@@ -58,13 +61,17 @@ fn row_to_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
 }
 
 impl SqliteEventStore {
-    pub fn new(write: SqlitePool, read: SqlitePool) -> Self {
+    /// `sync`: the level appends commit at (the writer connection also
+    /// carries read-model transactions at another level, so each append sets
+    /// its own).
+    pub fn new(write: SqlitePool, read: SqlitePool, sync: SqliteSync) -> Self {
         let head = watch::Sender::new(0);
         Self {
             write,
             read,
             wake: head,
             recent: RecentAppends::default(),
+            begin: sync.begin(),
         }
     }
 
@@ -112,7 +119,7 @@ impl SqliteEventStore {
         events: &[NewEvent],
     ) -> Result<(i64, u64), WriteError> {
         let n = events.len() as i64;
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write.begin_with(self.begin).await?;
         let length: i64 = sqlx::query_scalar(
             "INSERT INTO streams (stream_id, length) VALUES ($1, $2)
              ON CONFLICT (stream_id) DO UPDATE SET length = streams.length + excluded.length
