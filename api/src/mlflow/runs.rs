@@ -709,7 +709,16 @@ pub async fn get_history(
         points.truncate(p);
     }
     Ok(HttpResponse::Ok().json(HistoryOut {
-        metrics: points.iter().map(|p| metric_json(p, None)).collect(),
+        metrics: points
+            .iter()
+            .map(|p| MetricOut {
+                key: &key,
+                run_id: None,
+                step: p.step,
+                timestamp: p.timestamp_ms,
+                value: Double(p.value),
+            })
+            .collect(),
         next_page_token: more.then(|| encode_page_token(offset + points.len())),
     }))
 }

@@ -113,38 +113,76 @@ pub fn query_message(query: &str, repeated: &[&str]) -> Value {
     Value::Object(out)
 }
 
+/// A number field that may also come as a string: the value, `null`, or
+/// what the number or the string was. Read with a visitor, straight from the
+/// parser (a `#[serde(untagged)]` enum would buffer every field first; a
+/// 1,000-point batch has 3,000 of them).
+enum Scalar<'a> {
+    Null,
+    Int(i128),
+    Float(f64),
+    Str(std::borrow::Cow<'a, str>),
+}
+
+struct ScalarVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a number or a string")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Int(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Scalar::Int(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Scalar::Float(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(v.into()))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(v.to_string().into()))
+    }
+}
+
 /// An int64 field: a JSON number or a decimal string (older clients).
 pub fn int64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Wire {
-        Num(i64),
-        Str(String),
-    }
-    match Option::<Wire>::deserialize(d)? {
-        None => Ok(None),
-        Some(Wire::Num(n)) => Ok(Some(n)),
-        Some(Wire::Str(s)) => s
+    use serde::de::Error;
+    match d.deserialize_any(ScalarVisitor)? {
+        Scalar::Null => Ok(None),
+        Scalar::Int(n) => i64::try_from(n)
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("expected an int64, got {n}"))),
+        Scalar::Float(f) => Err(D::Error::custom(format!("expected an int64, got {f}"))),
+        Scalar::Str(s) => s
             .trim()
             .parse()
             .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("expected an int64, got {s:?}"))),
+            .map_err(|_| D::Error::custom(format!("expected an int64, got {s:?}"))),
     }
 }
 
 /// An id field sent as a string, or as a JSON number by old clients.
 pub fn id_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Wire {
-        Num(i64),
-        Str(String),
+    match d.deserialize_any(ScalarVisitor)? {
+        Scalar::Null => Ok(None),
+        Scalar::Int(n) => Ok(Some(n.to_string())),
+        Scalar::Float(f) => Err(serde::de::Error::custom(format!("expected an id, got {f}"))),
+        Scalar::Str(s) => Ok(Some(s.into_owned())),
     }
-    Ok(match Option::<Wire>::deserialize(d)? {
-        None => None,
-        Some(Wire::Num(n)) => Some(n.to_string()),
-        Some(Wire::Str(s)) => Some(s),
-    })
 }
 
 /// `{key, value}` as MLflow sends params and tags (a missing value is "").
@@ -158,16 +196,11 @@ pub struct KeyValueMsg {
 /// A double field: a JSON number or `"NaN"`, `"Infinity"`, `"-Infinity"`
 /// (proto3 JSON), or a decimal string.
 pub fn double<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Wire {
-        Num(f64),
-        Str(String),
-    }
-    match Option::<Wire>::deserialize(d)? {
-        None => Ok(None),
-        Some(Wire::Num(n)) => Ok(Some(n)),
-        Some(Wire::Str(s)) => match s.as_str() {
+    match d.deserialize_any(ScalarVisitor)? {
+        Scalar::Null => Ok(None),
+        Scalar::Int(n) => Ok(Some(n as f64)),
+        Scalar::Float(f) => Ok(Some(f)),
+        Scalar::Str(s) => match s.as_ref() {
             "NaN" => Ok(Some(f64::NAN)),
             "Infinity" => Ok(Some(f64::INFINITY)),
             "-Infinity" => Ok(Some(f64::NEG_INFINITY)),
@@ -325,6 +358,20 @@ mod tests {
         let p: Point = serde_json::from_str(r#"{"value": "-Infinity"}"#).unwrap();
         assert_eq!((p.step, p.value), (None, Some(f64::NEG_INFINITY)));
         assert!(serde_json::from_str::<Point>(r#"{"step": "four"}"#).is_err());
+        // Explicit nulls are absent values; an int64 takes no fraction and
+        // no number beyond its range; a double takes integers.
+        let p: Point = serde_json::from_str(r#"{"step": null, "value": null}"#).unwrap();
+        assert_eq!((p.step, p.value), (None, None));
+        assert!(serde_json::from_str::<Point>(r#"{"step": 1.5}"#).is_err());
+        assert!(serde_json::from_str::<Point>(r#"{"step": 9223372036854775808}"#).is_err());
+        let p: Point =
+            serde_json::from_str(r#"{"step": -9223372036854775808, "value": 7}"#).unwrap();
+        assert_eq!((p.step, p.value), (Some(i64::MIN), Some(7.0)));
+        // Query parameters arrive as strings inside a `Value`.
+        let p: Point =
+            serde_json::from_value(serde_json::json!({"step": " 12 ", "value": "Infinity"}))
+                .unwrap();
+        assert_eq!((p.step, p.value), (Some(12), Some(f64::INFINITY)));
         assert_eq!(serde_json::json!(Double(f64::INFINITY)), "Infinity");
         assert_eq!(serde_json::json!(Double(f64::NEG_INFINITY)), "-Infinity");
         assert_eq!(serde_json::json!(Double(f64::NAN)), "NaN");

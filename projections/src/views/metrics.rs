@@ -666,10 +666,14 @@ pub async fn history(
     key: &str,
     offset: i64,
     limit: Option<i64>,
-) -> Result<Vec<LatestValue>, sqlx::Error> {
-    let sql = "SELECT s.key, p.step, p.value, p.ts_ms FROM metric_series s
-               JOIN metric_points p ON p.series_id = s.series_id WHERE s.job_id = $1 AND s.key = $2
-               ORDER BY p.ts_ms, p.step, (p.value IS NOT NULL), p.value LIMIT $3 OFFSET $4";
+) -> Result<Vec<HistoryPoint>, sqlx::Error> {
+    // The key is the caller's: not read back 10,000 times. Columns are
+    // taken by position (a name is looked up on every row).
+    let sql = concat!(
+        "SELECT step, value, ts_ms FROM metric_points WHERE ",
+        series_of!(),
+        " ORDER BY ts_ms, step, (value IS NOT NULL), value LIMIT $3 OFFSET $4"
+    );
     crate::on_pool!(db, |pool| {
         let rows = sqlx::query(sql)
             .bind(job)
@@ -678,8 +682,24 @@ pub async fn history(
             .bind(offset)
             .fetch_all(pool)
             .await?;
-        rows.iter().map(latest_of).collect()
+        rows.iter()
+            .map(|r| {
+                Ok(HistoryPoint {
+                    step: r.try_get(0)?,
+                    value: from_sql_f64(r.try_get(1)?),
+                    timestamp_ms: r.try_get(2)?,
+                })
+            })
+            .collect()
     })
+}
+
+/// One point of a series' history.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistoryPoint {
+    pub step: i64,
+    pub value: f64,
+    pub timestamp_ms: i64,
 }
 
 /// Every point of one series at the given steps, by step then timestamp.
