@@ -144,7 +144,9 @@ pub struct DatabaseConfig {
     /// `sqlite:PATH` (embedded default) or `postgres://user@host/db`.
     pub url: String,
     pub max_connections: u32,
-    /// SQLite `synchronous`: `full` (default: survives power loss) or `normal`.
+    /// SQLite `synchronous` for appends to the log: `full` (default: survives
+    /// power loss) or `normal` (survives a process crash). Read models always
+    /// commit at `normal` (they are rebuilt from the log).
     pub sqlite_synchronous: String,
 }
 
