@@ -16,6 +16,10 @@ pub enum DomainError {
     InvalidInput { field: String, message: String },
     #[error("limit exceeded at {field}: {message}")]
     LimitExceeded { field: String, message: String },
+    /// A worker acted on a job under a lease it no longer holds (expired and
+    /// reclaimed, or the job was dispatched again).
+    #[error("lease_lost: this worker no longer holds job {job}")]
+    LeaseLost { job: String },
 }
 
 impl DomainError {
@@ -27,6 +31,7 @@ impl DomainError {
             Self::AlreadyExists { .. } => "already_exists",
             Self::InvalidInput { .. } => "invalid_input",
             Self::LimitExceeded { .. } => "limit_exceeded",
+            Self::LeaseLost { .. } => "lease_lost",
         }
     }
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {

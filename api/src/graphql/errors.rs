@@ -59,6 +59,12 @@ pub fn domain_error(e: DomainError) -> async_graphql::Error {
         DomainError::LimitExceeded { field, message } => {
             with_field(Code::LimitExceeded, field, format!("{field}: {message}"))
         }
+        DomainError::LeaseLost { .. } => {
+            async_graphql::Error::new(e.to_string()).extend_with(|_, x| {
+                x.set("code", Code::Conflict.as_str());
+                x.set("reason", "lease_lost");
+            })
+        }
     }
 }
 

@@ -53,9 +53,6 @@ impl RestError {
 
     pub fn command(e: CommandError) -> Self {
         match e {
-            CommandError::Domain(d) if d.to_string().contains("lease_lost") => {
-                Self::new(StatusCode::CONFLICT, "lease_lost", d.to_string())
-            }
             CommandError::Domain(d) => {
                 let status = match d {
                     ftl_domain::DomainError::NotFound { .. } => StatusCode::NOT_FOUND,

@@ -94,6 +94,15 @@ enum ApiError {
     Other(String),
 }
 
+/// The stable `code` of a REST error body (`{"code": …, "message": …}`).
+fn error_code(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        code: String,
+    }
+    serde_json::from_str::<Body>(body).ok().map(|b| b.code)
+}
+
 impl JobApi {
     async fn send(
         &self,
@@ -104,7 +113,7 @@ impl JobApi {
             match build().bearer_auth(&self.token).send().await {
                 Ok(r) if r.status().as_u16() == 409 => {
                     let body = r.text().await.unwrap_or_default();
-                    if body.contains("lease_lost") {
+                    if error_code(&body).as_deref() == Some("lease_lost") {
                         return Err(ApiError::LeaseLost);
                     }
                     return Err(ApiError::Other(body));
@@ -694,6 +703,24 @@ impl Observer for WorkerObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_lost_lease_travels_as_its_code_not_its_wording() {
+        use actix_web::ResponseError;
+        let e = crate::training::rest::RestError::command(ftl_commands::CommandError::Domain(
+            ftl_domain::DomainError::LeaseLost { job: "j1".into() },
+        ));
+        assert_eq!(e.status_code(), actix_web::http::StatusCode::CONFLICT);
+        let body = actix_web::body::to_bytes(e.error_response().into_body())
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert_eq!(error_code(&body).as_deref(), Some("lease_lost"), "{body}");
+        // Another conflict that merely mentions a lease is not a lost lease.
+        let other = r#"{"code": "invalid_transition", "message": "lease_lost was logged"}"#;
+        assert_eq!(error_code(other).as_deref(), Some("invalid_transition"));
+        assert_eq!(error_code("not json"), None);
+    }
 
     #[inline(never)]
     fn exploding_step() -> Result<u32, TrainError> {

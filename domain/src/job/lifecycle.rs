@@ -75,10 +75,9 @@ impl ManagedEvent {
 }
 
 fn lease_lost(job_id: JobId) -> DomainError {
-    DomainError::invalid(
-        "lease",
-        format!("lease_lost: this worker no longer holds job {job_id}"),
-    )
+    DomainError::LeaseLost {
+        job: job_id.to_string(),
+    }
 }
 
 fn cost_tick(job_id: JobId, m: &ManagedState, now_ms: i64) -> Option<CostAccrued> {
@@ -721,7 +720,7 @@ mod tests {
             JobCommand::ConfirmCancelled { lease_id: other },
         ] {
             let err = JobDecider::decide(&state, &cmd, at(T0)).unwrap_err();
-            assert!(err.to_string().contains("lease_lost"), "{err}");
+            assert_eq!(err.code(), "lease_lost", "{err}");
         }
         // A second dispatch while leased is refused.
         assert!(JobDecider::decide(&state, &dispatch(), at(T0)).is_err());
