@@ -15,6 +15,7 @@ use ftl_domain::DomainEvent;
 use ftl_domain::ids::ProjectId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -70,12 +71,13 @@ pub struct Metadata {
 }
 
 /// An event ready to append.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct NewEvent {
     pub event_id: Uuid,
     pub event_type: String,
     pub schema_version: u32,
-    pub payload: Value,
+    /// JSON text, as it will be stored.
+    pub payload: Box<RawValue>,
     pub metadata: Metadata,
 }
 
@@ -361,7 +363,7 @@ mod tests {
             event_id: Uuid::new_v4(),
             event_type: t.into(),
             schema_version: 1,
-            payload: Value::Null,
+            payload: Default::default(),
             metadata: Metadata::default(),
         }
     }
@@ -416,7 +418,7 @@ mod tests {
             event_id: Uuid::from_u128(id),
             event_type: "t".into(),
             schema_version: 1,
-            payload: Value::Null,
+            payload: Default::default(),
             metadata: Metadata::default(),
         };
         let events = vec![ev(1), ev(2)];
