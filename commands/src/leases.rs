@@ -1,7 +1,12 @@
 //! Worker leases: the live side of `job.dispatched`. A row says which lease
 //! holds a job and until when; heartbeats extend it, and the reconciler
 //! finds the expired ones. Writes go to the writer pool (SQLite) so they
-//! never race a reader's snapshot.
+//! never race a reader's snapshot. They are single statements and commit at
+//! whatever `synchronous` level the connection's last transaction set
+//! ([`crate::SqliteSync`]): a lease is a liveness record, its insert is made
+//! durable by the dispatch append that follows it, and a heartbeat lost to a
+//! power cut only makes a lease look older to a restarted server (at worst
+//! the job is recovered from its last checkpoint).
 
 use crate::Db;
 use sqlx::Row;

@@ -183,10 +183,13 @@ async fn bench_store(url: &str, rounds: usize) -> Res<()> {
 }
 
 /// The same rows into a plain table: one transaction, one statement (as the
-/// store does it on each backend), payloads as stored (JSON text).
+/// store does it on each backend), payloads serialised as the store does.
 async fn bare_insert(db: &Db, stream: &str, first: i64, batch: &[NewEvent]) -> Res<()> {
     let now = chrono::Utc::now();
-    let payloads: Vec<&str> = batch.iter().map(|e| e.payload.get()).collect();
+    let payloads: Vec<String> = batch
+        .iter()
+        .map(|e| serde_json::to_string(&e.payload))
+        .collect::<Result<_, _>>()?;
     let metas: Vec<String> = batch
         .iter()
         .map(|e| serde_json::to_string(&e.metadata))
@@ -210,7 +213,7 @@ async fn bare_insert(db: &Db, stream: &str, first: i64, batch: &[NewEvent]) -> R
                     .bind(&e.event_type)
                     .bind(e.schema_version as i64)
                     .bind(now.to_rfc3339())
-                    .bind(payloads[i])
+                    .bind(&payloads[i])
                     .bind(&metas[i]);
             }
             q.execute(&mut *tx).await?;

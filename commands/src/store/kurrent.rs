@@ -313,7 +313,7 @@ mod tests {
             event_id: Uuid::from_u128(7),
             event_type: "job.created".into(),
             schema_version: 2,
-            payload: serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
+            payload: serde_json::json!({}),
             metadata: Metadata {
                 actor: Some("key:abc".into()),
                 correlation_id: Some(Uuid::from_u128(9)),

@@ -15,7 +15,6 @@ use ftl_domain::DomainEvent;
 use ftl_domain::ids::ProjectId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::sync::Arc;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -71,13 +70,12 @@ pub struct Metadata {
 }
 
 /// An event ready to append.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
     pub event_id: Uuid,
     pub event_type: String,
     pub schema_version: u32,
-    /// JSON text, as it will be stored.
-    pub payload: Box<RawValue>,
+    pub payload: Value,
     pub metadata: Metadata,
 }
 
@@ -363,7 +361,7 @@ mod tests {
             event_id: Uuid::new_v4(),
             event_type: t.into(),
             schema_version: 1,
-            payload: Default::default(),
+            payload: Value::Null,
             metadata: Metadata::default(),
         }
     }
@@ -418,7 +416,7 @@ mod tests {
             event_id: Uuid::from_u128(id),
             event_type: "t".into(),
             schema_version: 1,
-            payload: Default::default(),
+            payload: Value::Null,
             metadata: Metadata::default(),
         };
         let events = vec![ev(1), ev(2)];

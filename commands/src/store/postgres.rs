@@ -165,7 +165,7 @@ impl PostgresEventStore {
             ids.push(e.event_id);
             types.push(e.event_type.as_str());
             versions.push(e.schema_version as i32);
-            payloads.push(e.payload.get());
+            payloads.push(serde_json::to_string(&e.payload)?);
             metas.push(serde_json::to_string(&e.metadata)?);
         }
         sqlx::query(

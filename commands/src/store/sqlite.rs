@@ -158,7 +158,7 @@ impl SqliteEventStore {
                     .bind(&e.event_type)
                     .bind(i64::from(e.schema_version))
                     .bind(now)
-                    .bind(e.payload.get())
+                    .bind(serde_json::to_string(&e.payload).map_err(StoreError::from)?)
                     .bind(serde_json::to_string(&e.metadata).map_err(StoreError::from)?);
             }
             last_rowid = q.execute(&mut *tx).await?.last_insert_rowid();

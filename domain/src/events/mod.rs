@@ -18,7 +18,6 @@ use crate::project::*;
 use crate::registry::{DatasetRegistered, ExternalModelRegistered, ModelPriceSet, ModelRegistered};
 use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,11 +136,9 @@ pub fn latest_version(event_type: &str) -> Option<u32> {
         .max()
 }
 
-/// JSON text written straight from the struct (no `serde_json::Value` tree
-/// in between: a 1,000-point metric batch is ~3× faster this way).
-fn to_raw<T: serde::Serialize>(t: &T) -> Box<RawValue> {
+fn to_value<T: serde::Serialize>(t: &T) -> Value {
     // Serialising these plain structs cannot fail (no maps with non-string keys).
-    serde_json::value::to_raw_value(t).unwrap_or_default()
+    serde_json::to_value(t).unwrap_or(Value::Null)
 }
 
 impl DomainEvent {
@@ -191,47 +188,47 @@ impl DomainEvent {
         latest_version(self.event_type()).unwrap_or(1)
     }
 
-    /// The payload in the latest schema version, as JSON text.
-    pub fn to_payload(&self) -> Box<RawValue> {
+    /// The payload in the latest schema version.
+    pub fn to_payload(&self) -> Value {
         match self {
-            Self::ProjectCreated(e) => to_raw(e),
-            Self::ApiKeyCreated(e) => to_raw(e),
-            Self::ApiKeyRevoked(e) => to_raw(e),
-            Self::Job(JobEvent::Created(e)) => to_raw(e),
-            Self::Job(JobEvent::Started(e)) => to_raw(e),
-            Self::Job(JobEvent::Succeeded(e)) => to_raw(e),
-            Self::Job(JobEvent::Failed(e)) => to_raw(e),
-            Self::Job(JobEvent::Cancelled(e)) => to_raw(e),
+            Self::ProjectCreated(e) => to_value(e),
+            Self::ApiKeyCreated(e) => to_value(e),
+            Self::ApiKeyRevoked(e) => to_value(e),
+            Self::Job(JobEvent::Created(e)) => to_value(e),
+            Self::Job(JobEvent::Started(e)) => to_value(e),
+            Self::Job(JobEvent::Succeeded(e)) => to_value(e),
+            Self::Job(JobEvent::Failed(e)) => to_value(e),
+            Self::Job(JobEvent::Cancelled(e)) => to_value(e),
             Self::Job(JobEvent::Reopened(e) | JobEvent::Deleted(e) | JobEvent::Restored(e)) => {
-                to_raw(e)
+                to_value(e)
             }
-            Self::Job(JobEvent::ParamsLogged(e)) => to_raw(e),
-            Self::Job(JobEvent::RunTagsSet(e)) => to_raw(e),
-            Self::Job(JobEvent::RunTagDeleted(e)) => to_raw(e),
-            Self::Job(JobEvent::Renamed(e)) => to_raw(e),
-            Self::Job(JobEvent::RunStatusReported(e)) => to_raw(e),
-            Self::Job(JobEvent::ArtifactStored(e)) => to_raw(e),
-            Self::Job(JobEvent::ArtifactDeleted(e)) => to_raw(e),
+            Self::Job(JobEvent::ParamsLogged(e)) => to_value(e),
+            Self::Job(JobEvent::RunTagsSet(e)) => to_value(e),
+            Self::Job(JobEvent::RunTagDeleted(e)) => to_value(e),
+            Self::Job(JobEvent::Renamed(e)) => to_value(e),
+            Self::Job(JobEvent::RunStatusReported(e)) => to_value(e),
+            Self::Job(JobEvent::ArtifactStored(e)) => to_value(e),
+            Self::Job(JobEvent::ArtifactDeleted(e)) => to_value(e),
             Self::Job(JobEvent::Managed(e)) => e.to_payload(),
-            Self::LogsAppended(e) => to_raw(e),
-            Self::DatasetRegistered(e) => to_raw(e),
-            Self::ModelRegistered(e) => to_raw(e),
-            Self::ExternalModelRegistered(e) => to_raw(e),
-            Self::ModelPriceSet(e) => to_raw(e),
-            Self::PredictionRecorded(e) => to_raw(e),
-            Self::ThumbSet(e) => to_raw(e),
-            Self::Evaluated(e) => to_raw(e),
-            Self::Rated(e) => to_raw(e),
-            Self::ComparisonCreated(e) => to_raw(e),
-            Self::ComparisonResponse(e) => to_raw(e),
-            Self::ComparisonVoted(e) => to_raw(e),
-            Self::MetricsLogged(e) => to_raw(&MetricsLoggedV1::from(e)),
-            Self::Experiment(ExperimentEvent::Created(e)) => to_raw(e),
-            Self::Experiment(ExperimentEvent::Renamed(e)) => to_raw(e),
+            Self::LogsAppended(e) => to_value(e),
+            Self::DatasetRegistered(e) => to_value(e),
+            Self::ModelRegistered(e) => to_value(e),
+            Self::ExternalModelRegistered(e) => to_value(e),
+            Self::ModelPriceSet(e) => to_value(e),
+            Self::PredictionRecorded(e) => to_value(e),
+            Self::ThumbSet(e) => to_value(e),
+            Self::Evaluated(e) => to_value(e),
+            Self::Rated(e) => to_value(e),
+            Self::ComparisonCreated(e) => to_value(e),
+            Self::ComparisonResponse(e) => to_value(e),
+            Self::ComparisonVoted(e) => to_value(e),
+            Self::MetricsLogged(e) => to_value(&MetricsLoggedV1::from(e)),
+            Self::Experiment(ExperimentEvent::Created(e)) => to_value(e),
+            Self::Experiment(ExperimentEvent::Renamed(e)) => to_value(e),
             Self::Experiment(ExperimentEvent::Deleted(e) | ExperimentEvent::Restored(e)) => {
-                to_raw(e)
+                to_value(e)
             }
-            Self::Experiment(ExperimentEvent::TagSet(e)) => to_raw(e),
+            Self::Experiment(ExperimentEvent::TagSet(e)) => to_value(e),
         }
     }
 
@@ -439,8 +436,11 @@ mod tests {
             }
             let payload = fixture(event_type, *version);
             let event = DomainEvent::decode(event_type, *version, payload.clone()).unwrap();
-            let written: Value = serde_json::from_str(event.to_payload().get()).unwrap();
-            assert_eq!(written, payload, "{event_type} v{version} changed shape");
+            assert_eq!(
+                event.to_payload(),
+                payload,
+                "{event_type} v{version} changed shape"
+            );
         }
     }
 
@@ -455,8 +455,8 @@ mod tests {
                 DomainEvent::decode(event_type, *version, serde_json::from_str(&text).unwrap())
                     .unwrap();
             assert_eq!(
-                from_text.to_payload().get(),
-                from_value.to_payload().get(),
+                from_text.to_payload(),
+                from_value.to_payload(),
                 "{event_type} v{version}"
             );
         }

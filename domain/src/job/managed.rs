@@ -236,11 +236,10 @@ macro_rules! managed_events {
                 }
             }
 
-            /// The payload as JSON text.
-            pub fn to_payload(&self) -> Box<serde_json::value::RawValue> {
+            pub fn to_payload(&self) -> Value {
                 match self {
                     // Plain structs with string keys: serialising cannot fail.
-                    $(Self::$variant(e) => serde_json::value::to_raw_value(e).unwrap_or_default()),*
+                    $(Self::$variant(e) => serde_json::to_value(e).unwrap_or(Value::Null)),*
                 }
             }
 

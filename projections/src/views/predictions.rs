@@ -173,7 +173,7 @@ impl Projection for PredictionsProjection {
                 prediction,
                 rater,
                 kind,
-                d.event.to_payload().get().to_string(),
+                d.event.to_payload().to_string(),
                 at
             )?;
         }
