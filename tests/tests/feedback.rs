@@ -7,6 +7,7 @@
 use crate::api::{TestServer, chat_rows};
 use ftl_domain::project::Scope;
 use ftl_tests::Backend;
+use ftl_tests::mock_provider::Mock;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -72,10 +73,14 @@ const EVAL: &str = "mutation($p: ID!, $s: Boolean!, $t: [String!]!) { evaluatePr
 const THUMB: &str = "mutation($p: ID!, $u: Boolean) { setThumb(predictionId: $p, up: $u) { judgments { kind payload } } }";
 
 async fn feedback_and_agreement(backend: Backend) {
+    let mock = Mock::start().await;
     let s = TestServer::start_with(backend, |c| {
         c.training.local_workers = 1;
         c.training.heartbeat_ms = 100;
         c.training.reconcile_ms = 50;
+        c.secrets.encryption_key = Some(ftl_api::secrets::generate_key());
+        // The mock provider lives on loopback: this deployment allows it.
+        c.external_models.allowed_networks = vec!["127.0.0.1/32".into()];
     })
     .await;
     let key = s.key("raters", Scope::Write).await;
@@ -693,14 +698,27 @@ async fn feedback_and_agreement(backend: Backend) {
     );
 
     // A streaming client that goes away stops the generation; the exchange
-    // is still recorded, as cancelled.
+    // is still recorded, as cancelled. The answer comes from a provider that
+    // sends a piece every 300 ms, so the client has gone long before it ends
+    // (the local model may sample its end token before the server notices).
+    let slow = s
+        .ok(
+            &key,
+            "mutation($i: ExternalModelInput!) { registerExternalModel(input: $i) { id } }",
+            json!({"i": {"name": "mock gpt", "provider": "openai",
+                          "baseUrl": format!("{}/oa/v1/", mock.base), "remoteModel": "gpt-mock",
+                          "apiKey": "sk-test-openai"}}),
+        )
+        .await["registerExternalModel"]["id"]
+        .clone();
+    let content = "a slow and long answer please";
     let mut r = s
         .http
         .post(format!("{}/v1/chat/completions", s.base))
         .bearer_auth(&key)
         .json(
-            &json!({"model": model, "messages": [{"role": "user", "content": "go on and on"}],
-                      "max_tokens": 4000, "temperature": 1.0, "stream": true}),
+            &json!({"model": slow, "messages": [{"role": "user", "content": content}],
+                      "stream": true}),
         )
         .send()
         .await
@@ -710,24 +728,18 @@ async fn feedback_and_agreement(backend: Backend) {
     assert!(std::str::from_utf8(&first).unwrap().starts_with("data: "));
     drop(r);
     let deadline = Instant::now() + Duration::from_secs(60);
+    let q = "query($m: ID) { predictions(first: 5, filter: {modelId: $m}) { edges { node { finishReason response } } } }";
     let cancelled = loop {
-        let d = s
-            .ok(&key, "query { predictions(first: 50) { edges { node { finishReason completionTokens } } } }", json!({}))
-            .await;
-        let hit = d["predictions"]["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["node"]["finishReason"] == "cancelled")
-            .cloned();
-        if let Some(h) = hit {
-            break h;
+        let d = s.ok(&key, q, json!({"m": slow})).await;
+        if let Some(h) = d["predictions"]["edges"].as_array().unwrap().first() {
+            break h["node"].clone();
         }
-        assert!(Instant::now() < deadline, "no cancelled prediction: {d}");
+        assert!(Instant::now() < deadline, "no prediction: {d}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    assert_eq!(cancelled["finishReason"], "cancelled", "{cancelled}");
     assert!(
-        cancelled["node"]["completionTokens"].as_i64().unwrap() < 4000,
+        cancelled["response"].as_str().unwrap().len() < format!("echo: {content}").len(),
         "{cancelled}"
     );
 
@@ -746,6 +758,7 @@ async fn feedback_and_agreement(backend: Backend) {
         .await;
     assert_eq!(theirs["feedbackSummary"]["axes"][3]["n"], 0);
     s.stop().await;
+    mock.handle.stop(true).await;
 }
 
 e2e!(feedback_and_agreement);
