@@ -142,9 +142,6 @@ impl EventStore for InstrumentedStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_stream(s, from, max).await
     }
-    async fn read_all(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_all(after, max).await
-    }
     async fn read_all_skipping(
         &self,
         after: u64,

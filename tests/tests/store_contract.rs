@@ -462,6 +462,11 @@ pub async fn deferred_checkpoints(db: Db, store: DynStore) {
         }
     };
     let stored = || runner::checkpoint(&db, "recorder", 1);
+    let at = |stored, applied| runner::Cursor {
+        generation: 1,
+        stored,
+        applied,
+    };
     let mut cursor = runner::Cursor::load(&db, "recorder", 1).await.unwrap();
 
     let ignored = append("job.created", 5).await;
@@ -474,14 +479,7 @@ pub async fn deferred_checkpoints(db: Db, store: DynStore) {
     )
     .await;
     assert_eq!(committed, 0, "nothing changed for ignored events");
-    assert_eq!(
-        cursor,
-        runner::Cursor {
-            generation: 1,
-            stored: 0,
-            applied: ignored
-        }
-    );
+    assert_eq!(cursor, at(0, ignored));
     assert_eq!(
         heard,
         vec![(ignored, false)],
@@ -500,14 +498,7 @@ pub async fn deferred_checkpoints(db: Db, store: DynStore) {
     .await;
     assert_eq!(committed, 1);
     assert_eq!(heard, vec![(handled, true)]);
-    assert_eq!(
-        cursor,
-        runner::Cursor {
-            generation: 1,
-            stored: handled,
-            applied: handled
-        }
-    );
+    assert_eq!(cursor, at(handled, handled));
     assert_eq!(stored().await.unwrap(), handled);
     assert_eq!(
         *recorder.applied.lock().unwrap(),
@@ -526,22 +517,11 @@ pub async fn deferred_checkpoints(db: Db, store: DynStore) {
     assert_eq!(stored().await.unwrap(), handled);
     cursor.persist(&db, p.as_ref()).await.unwrap();
     assert_eq!(stored().await.unwrap(), ignored);
-    assert_eq!(
-        cursor,
-        runner::Cursor {
-            generation: 1,
-            stored: ignored,
-            applied: ignored
-        }
-    );
+    assert_eq!(cursor, at(ignored, ignored));
 
     // A cursor whose stored checkpoint is stale (another runner moved it)
     // is refused rather than moving the checkpoint back.
-    let mut stale = runner::Cursor {
-        generation: 1,
-        stored: handled,
-        applied: ignored + 1,
-    };
+    let mut stale = at(handled, ignored + 1);
     assert!(matches!(
         stale.persist(&db, p.as_ref()).await,
         Err(ProjectionError::CheckpointMoved(_))

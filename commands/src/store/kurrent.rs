@@ -215,7 +215,13 @@ impl EventStore for KurrentEventStore {
         }
     }
 
-    async fn read_all(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+    /// Reads whole events (the `bodiless` hint is not used here).
+    async fn read_all_skipping(
+        &self,
+        after: u64,
+        max: usize,
+        _bodiless: &[&str],
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut out = Vec::new();
         let mut from = after;
         // System events are skipped, so keep reading until `max` of ours or the end.

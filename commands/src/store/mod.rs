@@ -182,21 +182,20 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// Events of every stream with position > `after`, in global order.
-    async fn read_all(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn read_all(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_all_skipping(after, max, &[]).await
+    }
 
-    /// `read_all`, except that events of the `bodiless` types may come
-    /// without their payload (empty text): a reader that skips those types
-    /// spares the copy of every large batch. A backend may ignore the hint
-    /// (this default does).
+    /// [`Self::read_all`], except that events of the `bodiless` types may
+    /// come without their payload (empty text): a reader that skips those
+    /// types spares the copy of every large batch. A backend may ignore the
+    /// hint.
     async fn read_all_skipping(
         &self,
         after: u64,
         max: usize,
         bodiless: &[&str],
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let _ = bodiless;
-        self.read_all(after, max).await
-    }
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// The position of the newest committed event (0 when empty).
     async fn head_position(&self) -> Result<u64, StoreError>;

@@ -245,10 +245,6 @@ impl EventStore for PostgresEventStore {
         rows.iter().map(row_to_event).collect()
     }
 
-    async fn read_all(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.read_all_skipping(after, max, &[]).await
-    }
-
     async fn read_all_skipping(
         &self,
         after: u64,

@@ -266,10 +266,6 @@ impl EventStore for SqliteEventStore {
         rows.iter().map(row_to_event).collect()
     }
 
-    async fn read_all(&self, after: u64, max: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.read_all_skipping(after, max, &[]).await
-    }
-
     async fn read_all_skipping(
         &self,
         after: u64,
