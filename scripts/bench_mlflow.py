@@ -1,9 +1,12 @@
 """One MLflow tracking workload against one server, timed client-side.
 
 Usage: bench_mlflow.py TRACKING_URI [TOKEN] — prints one JSON line.
-       bench_mlflow.py --client-alone — the same mlflow-client workload with
-       no server: every HTTP call answered at once inside the process, so the
-       figures are the client's own cost, the floor under any server's.
+       bench_mlflow.py --client-alone [NULL_URL] — the same mlflow-client
+       workload with no server: every HTTP call answered at once inside the
+       process, so the figures are the client's own cost. With NULL_URL (a
+       route that does no work, e.g. /healthz) it also times one HTTP round
+       trip through the client's HTTP stack (requests, keep-alive): client
+       plus round trips is the floor under any server's figures.
 The workload (issue #3): 100,000 points as 100 `log_batch` calls of 1,000,
 then 1,000 single `log_metric` calls, then `get_metric_history` of a
 10,000-point key (median of several reads) — once through the mlflow
@@ -28,6 +31,18 @@ from mlflow.entities import Metric  # noqa: E402
 KEYS = 10  # 10 keys x 100 steps per batch: a training loop's shape
 BATCHES = 100
 T0 = 1_700_000_000_000
+
+rtt_ms = None
+if CLIENT_ALONE and len(sys.argv) > 2:
+    null = requests.Session()
+    null.get(sys.argv[2]).raise_for_status()
+    trips = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(200):
+            null.get(sys.argv[2])
+        trips.append((time.perf_counter() - start) / 200 * 1000)
+    rtt_ms = min(trips)
 
 if CLIENT_ALONE:
     # Answers as a server would, with bodies made once: the history is the
@@ -85,7 +100,7 @@ assert sorted(m.step for m in history) == list(range(10_000))
 
 if CLIENT_ALONE:
     print(json.dumps({"batch_s": batch_s, "single_s": single_s,
-                      "history_ms": statistics.median(reads) * 1000}))
+                      "history_ms": statistics.median(reads) * 1000, "rtt_ms": rtt_ms}))
     sys.exit(0)
 
 # The same workload as raw HTTP with bodies built beforehand: the server's

@@ -170,6 +170,11 @@ pub struct ProjectionsConfig {
     pub ready_max_lag: u64,
     /// Run projection runners in this process.
     pub run: bool,
+    /// SQLite: how long a runner woken by an append waits for more before
+    /// applying, so a trickle of small appends (one metric per call) shares
+    /// a read-model transaction (ms; 0 applies each at once). A reader
+    /// waiting for its own write is never held up by it.
+    pub linger_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -229,6 +234,7 @@ impl Default for ProjectionsConfig {
             read_your_writes_timeout_ms: 10_000,
             ready_max_lag: 10_000,
             run: true,
+            linger_ms: 10,
         }
     }
 }

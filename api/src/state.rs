@@ -56,7 +56,8 @@ impl AppState {
             metrics: metrics.clone(),
         });
         let poll = Duration::from_millis(config.projections.poll_ms.max(10));
-        let projections = Projections::standard(db.clone(), store.clone(), poll);
+        let projections = Projections::standard(db.clone(), store.clone(), poll)
+            .with_linger(Duration::from_millis(config.projections.linger_ms));
         projections.ensure().await.context("creating read models")?;
         let feed = ChangeFeed::start(store.clone(), poll)
             .await

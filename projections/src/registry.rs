@@ -15,6 +15,12 @@ use tokio::sync::watch;
 /// How long a runner or a catch-up whose checkpoint another process moved
 /// waits before starting again from the table.
 const CHECKPOINT_MOVED_PAUSE: Duration = Duration::from_millis(10);
+/// A runner lingers after a batch that weighed less than this (metric
+/// points): below it a transaction's fixed cost (its statements and
+/// hand-offs to the database thread) outweighs the rows. After a heavy
+/// batch the next one is applied at once — waiting would only push its
+/// work into the next append's way.
+const LIGHT_BATCH: usize = 100;
 
 #[derive(Clone)]
 pub struct Projections {
@@ -30,6 +36,12 @@ pub struct Projections {
     /// Counts generation switches made by this process (rebuilds).
     switches: Arc<watch::Sender<u64>>,
     poll: Duration,
+    /// How long a woken runner waits for more events before applying (see
+    /// [`Projections::with_linger`]).
+    linger: Duration,
+    /// The furthest log position a reader of this process waits for
+    /// ([`Projections::wait_for`]): a runner short of it does not linger.
+    wanted: Arc<watch::Sender<u64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +106,24 @@ impl Projections {
             running_here: Arc::default(),
             switches: Arc::new(watch::Sender::new(0)),
             poll,
+            linger: Duration::ZERO,
+            wanted: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// Gathers a trickle of appends into fewer read-model transactions: a
+    /// runner woken by an append, whose last batch was light (under
+    /// [`LIGHT_BATCH`] points), waits up to `linger` for more before it
+    /// applies, unless a reader of this process waits for an event it has
+    /// not applied ([`Projections::wait_for`] cuts the wait short), so
+    /// read-your-writes answers as fast as before. A client logging one
+    /// metric per call otherwise costs one transaction of every projection
+    /// that handles it per call, each holding SQLite's one writer while the
+    /// next call's append waits. SQLite only: on PostgreSQL the runner may
+    /// be in another process, which would not hear a waiting reader.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -231,6 +260,10 @@ impl Projections {
         // on them fails its next write and reloads.)
         let mut recheck = true;
         let mut switches = self.switches.subscribe();
+        let mut wanted = self.wanted.subscribe();
+        // Whether the last batch applied was light enough that gathering
+        // the next few appends pays (see `with_linger`).
+        let mut light = false;
         while !*shutdown.borrow() {
             let known = cursor
                 .filter(|_| !recheck && !switches.has_changed().unwrap_or(true))
@@ -287,7 +320,7 @@ impl Projections {
             // A deferred checkpoint is stored once the runner has been quiet
             // for a poll interval (and at shutdown).
             let stepped = async {
-                runner::catch_up(
+                let caught = runner::catch_up(
                     &self.db,
                     &self.store,
                     &p,
@@ -297,6 +330,9 @@ impl Projections {
                     || *stop.borrow(),
                 )
                 .await?;
+                if caught != runner::CaughtUp::default() {
+                    light = caught.last_weight < LIGHT_BATCH;
+                }
                 if at.applied > at.stored && persisted.elapsed() >= self.poll {
                     at.persist(&self.db, p.as_ref()).await?;
                 }
@@ -331,6 +367,12 @@ impl Projections {
             self.publish(p.name(), at.applied);
             cursor = Some(at);
             recheck = !wait(&mut wake, &mut shutdown, self.poll).await;
+            if !recheck && light {
+                self.linger(at.applied, &mut wanted, &mut shutdown).await;
+                // The appends heard while lingering are committed, so the
+                // catch-up below reads them: they need no wake-up of their own.
+                wake.mark_unchanged();
+            }
         }
         if let Some(mut at) = cursor
             && let Err(e) = at.persist(&self.db, p.as_ref()).await
@@ -339,6 +381,25 @@ impl Projections {
         }
         if let Some((_, conn)) = leader {
             let _ = conn.close().await;
+        }
+    }
+
+    /// After a wake-up: waits up to the linger for more events, returning
+    /// early when a reader waits for a position past `applied` or at
+    /// shutdown.
+    async fn linger(
+        &self,
+        applied: u64,
+        wanted: &mut watch::Receiver<u64>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
+        if self.linger.is_zero() || matches!(self.db, Db::Postgres(_)) || *shutdown.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(self.linger) => {}
+            _ = wanted.wait_for(|w| *w > applied) => {}
+            _ = shutdown.changed() => {}
         }
     }
 
@@ -395,6 +456,11 @@ impl Projections {
         if position == 0 {
             return true;
         }
+        self.wanted.send_if_modified(|w| {
+            let further = position > *w;
+            *w = (*w).max(position);
+            further
+        });
         let deadline = Instant::now() + timeout;
         let mut receivers: Vec<watch::Receiver<u64>> =
             self.progress.values().map(|s| s.subscribe()).collect();
@@ -511,7 +577,8 @@ impl Projections {
             progress,
             || false,
         )
-        .await?;
+        .await?
+        .changed;
         at.persist(&self.db, p.as_ref()).await?;
         Ok((at.applied, committed))
     }

@@ -137,6 +137,7 @@ impl Cursor {
             last: Some(self.applied),
             decoded: Vec::new(),
             full: false,
+            weight: 0,
         };
         apply_batch(db, projection, self.generation, self.stored, &empty).await?;
         self.stored = self.applied;
@@ -152,6 +153,8 @@ pub struct Batch {
     /// Whether the read stopped at a limit (count or weight) rather than at
     /// the head of the log: only then can more be waiting already.
     full: bool,
+    /// What its events weigh (metric points; one per other event).
+    weight: usize,
 }
 
 /// Reads the batch after position `from`: at most `batch` events, fewer once
@@ -206,6 +209,7 @@ pub async fn read_batch(
         last,
         decoded,
         full,
+        weight,
     })
 }
 
@@ -266,7 +270,7 @@ pub enum Checkpointing {
 /// rebuild, a restart) the reading half and the writing half run on
 /// different cores. A batch that ends at the head of the log ends the call.
 /// `progress` hears each new position, and whether the read model changed
-/// on the way to it (events it handles). Returns the batches that changed it.
+/// on the way to it (events it handles).
 pub async fn catch_up(
     db: &Db,
     store: &DynStore,
@@ -275,7 +279,7 @@ pub async fn catch_up(
     checkpointing: Checkpointing,
     mut progress: impl FnMut(u64, bool),
     stop: impl Fn() -> bool,
-) -> Result<u64, ProjectionError> {
+) -> Result<CaughtUp, ProjectionError> {
     // Events this process just appended, all of types the projection
     // ignores, are passed without reading the log.
     let skip = |t: &str| !projection.handles(t);
@@ -284,10 +288,11 @@ pub async fn catch_up(
             last: Some(to),
             decoded: Vec::new(),
             full: false,
+            weight: 0,
         },
         None => read_batch(store, projection.as_ref(), cursor.applied, BATCH).await?,
     };
-    let mut changed = 0;
+    let mut caught = CaughtUp::default();
     while let Some(last) = current.last {
         let ahead = current.full.then(|| {
             ReadAhead(tokio::spawn({
@@ -309,15 +314,26 @@ pub async fn catch_up(
             .await?;
             cursor.stored = last;
             cursor.applied = last;
-            changed += u64::from(changes);
+            caught.changed += u64::from(changes);
         }
+        caught.last_weight = current.weight;
         progress(last, changes);
         match ahead {
             Some(ahead) if !stop() => current = ahead.finish().await?,
             _ => break,
         }
     }
-    Ok(changed)
+    Ok(caught)
+}
+
+/// What a [`catch_up`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaughtUp {
+    /// Batches that changed the read model.
+    pub changed: u64,
+    /// What the last batch weighed (0 when there was none, or when it was
+    /// passed without reading the log).
+    pub last_weight: usize,
 }
 
 /// The next batch being read; aborted if the caller stops waiting for it.

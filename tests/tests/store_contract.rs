@@ -438,7 +438,8 @@ async fn catch_up_once(
         || false,
     )
     .await
-    .unwrap();
+    .unwrap()
+    .changed;
     (changed, heard)
 }
 
@@ -536,6 +537,89 @@ pub async fn deferred_checkpoints(db: Db, store: DynStore) {
     assert_eq!(recorder.applied.lock().unwrap().len(), 2);
 }
 
+/// Runners gather a trickle of appends (one metric point per call) into
+/// one read-model transaction while they linger; a reader waiting for its
+/// write cuts the linger short. The linger applies on SQLite only (on
+/// PostgreSQL the runner may be in another process, deaf to the reader).
+pub async fn runners_gather_a_trickle_unless_a_reader_waits(db: Db, store: DynStore) {
+    const LINGER: Duration = Duration::from_secs(2);
+    let sqlite = matches!(db, Db::Sqlite { .. });
+    let projections =
+        ftl_projections::Projections::standard(db.clone(), store.clone(), Duration::from_secs(30))
+            .with_linger(LINGER);
+    projections.ensure().await.unwrap();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let runners = projections.spawn_runners(shutdown);
+    let job = ftl_domain::JobId(Uuid::new_v4());
+    let log = |step: i64| {
+        let store = store.clone();
+        async move {
+            let point = ftl_domain::metrics::MetricPoint {
+                key: "loss".into(),
+                value: step as f64,
+                step,
+                timestamp_ms: 1_700_000_000_000 + step,
+            };
+            ftl_commands::handler::append_metrics(
+                store.as_ref(),
+                job,
+                vec![point],
+                Uuid::new_v4(),
+                &Metadata::default(),
+            )
+            .await
+            .unwrap()
+            .last_position
+        }
+    };
+    let applied = |position: u64| {
+        let projections = projections.clone();
+        async move {
+            let deadline = std::time::Instant::now() + LINGER * 5;
+            while projections.position("metrics").await.unwrap() < position {
+                assert!(std::time::Instant::now() < deadline, "never applied");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // The first point is applied at once (nothing says yet that points
+    // come light); it makes the runner linger from then on.
+    applied(log(0).await).await;
+    let before = projections.changes("metrics");
+
+    // Five calls 20 ms apart, nobody waiting: one transaction on SQLite.
+    let mut last = 0;
+    for step in 1..=5 {
+        last = log(step).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    applied(last).await;
+    let transactions = projections.changes("metrics") - before;
+    if sqlite {
+        assert_eq!(transactions, 1, "the trickle shares one transaction");
+    } else {
+        assert!((1..=5).contains(&transactions), "{transactions}");
+    }
+
+    // A reader waiting for its write is answered long before the linger ends.
+    let started = std::time::Instant::now();
+    let position = log(6).await;
+    assert!(projections.wait_for(position, LINGER * 5).await);
+    let waited = started.elapsed();
+    assert!(waited < LINGER / 2, "read-your-writes waited {waited:?}");
+    let points = ftl_projections::views::metrics::history(&db, job.0, "loss", 0, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        points.iter().map(|p| p.step).collect::<Vec<_>>(),
+        (0..=6).collect::<Vec<_>>()
+    );
+    stop.send(true).unwrap();
+    for r in runners {
+        r.await.unwrap();
+    }
+}
+
 macro_rules! contract_suite {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -557,6 +641,7 @@ macro_rules! contract_suite {
             case!(batch_of_ten_thousand);
             case!(concurrent_writers_while_projecting);
             case!(deferred_checkpoints);
+            case!(runners_gather_a_trickle_unless_a_reader_waits);
         }
     };
 }
