@@ -21,7 +21,7 @@ import time
 
 CLIENT_ALONE = sys.argv[1] == "--client-alone"
 uri = "http://127.0.0.1:9" if CLIENT_ALONE else sys.argv[1]
-if len(sys.argv) > 2:
+if len(sys.argv) > 2 and not CLIENT_ALONE:
     os.environ["MLFLOW_TRACKING_TOKEN"] = sys.argv[2]
 
 import requests  # noqa: E402

@@ -122,7 +122,10 @@ impl Projections {
     /// next call's append waits. SQLite only: on PostgreSQL the runner may
     /// be in another process, which would not hear a waiting reader.
     pub fn with_linger(mut self, linger: Duration) -> Self {
-        self.linger = linger;
+        self.linger = match self.db {
+            Db::Sqlite { .. } => linger,
+            Db::Postgres(_) => Duration::ZERO,
+        };
         self
     }
 
@@ -330,8 +333,8 @@ impl Projections {
                     || *stop.borrow(),
                 )
                 .await?;
-                if caught != runner::CaughtUp::default() {
-                    light = caught.last_weight < LIGHT_BATCH;
+                if let Some(weight) = caught.last_weight {
+                    light = weight < LIGHT_BATCH;
                 }
                 if at.applied > at.stored && persisted.elapsed() >= self.poll {
                     at.persist(&self.db, p.as_ref()).await?;
@@ -393,7 +396,7 @@ impl Projections {
         wanted: &mut watch::Receiver<u64>,
         shutdown: &mut watch::Receiver<bool>,
     ) {
-        if self.linger.is_zero() || matches!(self.db, Db::Postgres(_)) || *shutdown.borrow() {
+        if self.linger.is_zero() || *shutdown.borrow() {
             return;
         }
         tokio::select! {
@@ -456,11 +459,13 @@ impl Projections {
         if position == 0 {
             return true;
         }
-        self.wanted.send_if_modified(|w| {
-            let further = position > *w;
-            *w = (*w).max(position);
-            further
-        });
+        if !self.linger.is_zero() {
+            self.wanted.send_if_modified(|w| {
+                let further = position > *w;
+                *w = (*w).max(position);
+                further
+            });
+        }
         let deadline = Instant::now() + timeout;
         let mut receivers: Vec<watch::Receiver<u64>> =
             self.progress.values().map(|s| s.subscribe()).collect();

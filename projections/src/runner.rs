@@ -137,7 +137,7 @@ impl Cursor {
             last: Some(self.applied),
             decoded: Vec::new(),
             full: false,
-            weight: 0,
+            weight: None,
         };
         apply_batch(db, projection, self.generation, self.stored, &empty).await?;
         self.stored = self.applied;
@@ -153,8 +153,9 @@ pub struct Batch {
     /// Whether the read stopped at a limit (count or weight) rather than at
     /// the head of the log: only then can more be waiting already.
     full: bool,
-    /// What its events weigh (metric points; one per other event).
-    weight: usize,
+    /// What its events weigh (metric points; one per other event), when
+    /// they were read from the log.
+    weight: Option<usize>,
 }
 
 /// Reads the batch after position `from`: at most `batch` events, fewer once
@@ -209,7 +210,7 @@ pub async fn read_batch(
         last,
         decoded,
         full,
-        weight,
+        weight: Some(weight),
     })
 }
 
@@ -288,7 +289,7 @@ pub async fn catch_up(
             last: Some(to),
             decoded: Vec::new(),
             full: false,
-            weight: 0,
+            weight: None,
         },
         None => read_batch(store, projection.as_ref(), cursor.applied, BATCH).await?,
     };
@@ -316,7 +317,7 @@ pub async fn catch_up(
             cursor.applied = last;
             caught.changed += u64::from(changes);
         }
-        caught.last_weight = current.weight;
+        caught.last_weight = current.weight.or(caught.last_weight);
         progress(last, changes);
         match ahead {
             Some(ahead) if !stop() => current = ahead.finish().await?,
@@ -331,9 +332,9 @@ pub async fn catch_up(
 pub struct CaughtUp {
     /// Batches that changed the read model.
     pub changed: u64,
-    /// What the last batch weighed (0 when there was none, or when it was
-    /// passed without reading the log).
-    pub last_weight: usize,
+    /// What the last batch read from the log weighed (`None` when every
+    /// batch was passed without reading it, or there was none).
+    pub last_weight: Option<usize>,
 }
 
 /// The next batch being read; aborted if the caller stops waiting for it.
