@@ -979,6 +979,136 @@ async fn mlflow_projects_scopes_and_wire(backend: Backend) {
     s.stop().await;
 }
 
+/// `runs/search` reads every candidate with only the keys its filter and
+/// order name, then the page with everything: each run of a page comes back
+/// whole, in order, across more runs than one statement names (500).
+async fn mlflow_search_returns_whole_runs(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let key = s.key("search", Scope::Write).await;
+    let post = |path: &str, body: Value| {
+        s.http
+            .post(format!("{}/api/2.0/mlflow/{path}", s.base))
+            .body(body.to_string())
+            .bearer_auth(key.clone())
+            .send()
+    };
+    async fn ok(r: Result<reqwest::Response, reqwest::Error>) -> Value {
+        let r = r.unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+    let exp = ok(post("experiments/create", json!({"name": "many"})).await).await["experiment_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    const RUNS: usize = 501;
+    let created: Vec<()> = futures::stream::iter(0..RUNS)
+        .map(|i| {
+            let (post, exp) = (&post, &exp);
+            async move {
+                let run = ok(post(
+                    "runs/create",
+                    json!({"experiment_id": exp, "start_time": 1_700_000_000_000i64 + i as i64}),
+                )
+                .await)
+                .await["run"]["info"]["run_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                ok(post(
+                    "runs/log-batch",
+                    json!({"run_id": run,
+                           "params": [{"key": "i", "value": i.to_string()},
+                                      {"key": "parity", "value": if i % 2 == 0 { "even" } else { "odd" }}],
+                           "tags": [{"key": "t", "value": format!("tag-{i}")}],
+                           "metrics": [{"key": "m", "value": i as f64, "timestamp": 1, "step": 0},
+                                       {"key": "other", "value": -(i as f64), "timestamp": 1, "step": 0}]}),
+                )
+                .await)
+                .await;
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    assert_eq!(created.len(), RUNS);
+    let search = |body: Value| async { ok(post("runs/search", body).await).await };
+    // A run whose keys the filter and order do not name comes back whole.
+    let whole = |r: &Value| {
+        let data = &r["data"];
+        let i: usize = data["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["key"] == "i")
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let keys = |field: &str| {
+            let mut k: Vec<String> = data[field]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["key"].as_str().unwrap().to_string())
+                .filter(|k| !k.starts_with("mlflow."))
+                .collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys("params"), ["i", "parity"], "{r}");
+        assert_eq!(keys("tags"), ["t"], "{r}");
+        assert_eq!(keys("metrics"), ["m", "other"], "{r}");
+        let tag = data["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["key"] == "t")
+            .unwrap();
+        assert_eq!(tag["value"], format!("tag-{i}"));
+        i
+    };
+    let found = search(
+        json!({"experiment_ids": [exp], "filter": "params.parity = 'even'",
+                              "order_by": ["metrics.m DESC"], "max_results": 1000}),
+    )
+    .await;
+    let got: Vec<usize> = found["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(whole)
+        .collect();
+    let want: Vec<usize> = (0..RUNS).rev().filter(|i| i % 2 == 0).collect();
+    assert_eq!(got, want);
+    // Every run (more than one statement's worth), newest start first.
+    let all = search(json!({"experiment_ids": [exp], "max_results": 1000})).await;
+    let got: Vec<usize> = all["runs"].as_array().unwrap().iter().map(whole).collect();
+    assert_eq!(got, (0..RUNS).rev().collect::<Vec<_>>());
+    assert!(all.get("next_page_token").is_none());
+    // Pages of a metric filter, ordered by a param (text order).
+    let first = search(json!({"experiment_ids": [exp], "filter": "metrics.m < 3",
+                              "order_by": ["params.i DESC"], "max_results": 2}))
+    .await;
+    let page: Vec<usize> = first["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(whole)
+        .collect();
+    assert_eq!(page, [2, 1]);
+    let token = first["next_page_token"].as_str().unwrap();
+    let rest = search(json!({"experiment_ids": [exp], "filter": "metrics.m < 3",
+                             "order_by": ["params.i DESC"], "max_results": 2, "page_token": token}))
+    .await;
+    let page: Vec<usize> = rest["runs"].as_array().unwrap().iter().map(whole).collect();
+    assert_eq!(page, [0]);
+    s.stop().await;
+}
+
 async fn training_config_validation(backend: Backend) {
     let s = TestServer::start(backend).await;
     let key = s.key("trainer", Scope::Read).await;
@@ -1179,5 +1309,6 @@ e2e!(
     idempotency_pagination_and_limits,
     mlflow_transport_and_auth,
     mlflow_projects_scopes_and_wire,
+    mlflow_search_returns_whole_runs,
     training_config_validation
 );

@@ -20,7 +20,9 @@ use ftl_domain::job::{
 use ftl_domain::metrics::MetricPoint;
 use ftl_domain::project::Scope;
 use ftl_projections::views::metrics::{self as metric_views, LatestValue};
-use ftl_projections::views::tracking::{self, RunRow, RunScope, experiment_number};
+use ftl_projections::views::tracking::{
+    self, Keys, RunDetail, RunRow, RunScope, experiment_number,
+};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -129,11 +131,16 @@ pub(super) async fn find_run(
     run_id: &str,
 ) -> Result<RunRow, MlflowError> {
     let job = job_of(run_id)?;
-    tracking::runs(&state.db, c.project_id.0, RunScope::One(job.0))
-        .await
-        .map_err(db_error)?
-        .pop()
-        .ok_or_else(|| MlflowError::new(ErrorCode::ResourceDoesNotExist, not_found(run_id)))
+    tracking::runs(
+        &state.db,
+        c.project_id.0,
+        RunScope::One(job.0),
+        RunDetail::ALL,
+    )
+    .await
+    .map_err(db_error)?
+    .pop()
+    .ok_or_else(|| MlflowError::new(ErrorCode::ResourceDoesNotExist, not_found(run_id)))
 }
 
 /// Reads a run of the caller's project after the read models caught up.
@@ -929,12 +936,37 @@ pub async fn search(
         .iter()
         .filter_map(|e| experiment_number(e))
         .collect();
+    // Every candidate is read with the keys the filter and the order name,
+    // and only the page with everything: a search costs a row per run plus
+    // the page, not every param, tag and metric of the experiments.
+    let wanted = |entity: Entity| -> Vec<String> {
+        let mut keys: Vec<String> = clauses
+            .iter()
+            .map(|cl| (cl.entity, &cl.key))
+            .chain(orders.iter().map(|o| (o.entity, &o.key)))
+            .filter(|(e, _)| *e == entity)
+            .map(|(_, k)| k.clone())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    };
+    let (params, tags, metrics) = (
+        wanted(Entity::Param),
+        wanted(Entity::Tag),
+        wanted(Entity::Metric),
+    );
     settle(&state).await?;
     let mut runs = Vec::new();
     for r in tracking::runs(
         &state.db,
         c.project_id.0,
         RunScope::Experiments(&experiments),
+        RunDetail {
+            params: Keys::Only(&params),
+            tags: Keys::Only(&tags),
+            metrics: Keys::Only(&metrics),
+        },
     )
     .await
     .map_err(db_error)?
@@ -979,14 +1011,33 @@ pub async fn search(
                 return ord;
             }
         }
-        b.start_time_ms.cmp(&a.start_time_ms).then(
-            a.job_id
-                .simple()
-                .to_string()
-                .cmp(&b.job_id.simple().to_string()),
-        )
+        // Run ids are the UUIDs' hex: their bytes sort the same way.
+        b.start_time_ms
+            .cmp(&a.start_time_ms)
+            .then(a.job_id.as_bytes().cmp(b.job_id.as_bytes()))
     });
-    let page: Vec<Value> = runs.iter().skip(offset).take(limit).map(run_json).collect();
+    let ids: Vec<Uuid> = runs
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|r| r.job_id)
+        .collect();
+    let mut full: std::collections::HashMap<Uuid, RunRow> = tracking::runs(
+        &state.db,
+        c.project_id.0,
+        RunScope::Jobs(&ids),
+        RunDetail::ALL,
+    )
+    .await
+    .map_err(db_error)?
+    .into_iter()
+    .map(|r| (r.job_id, r))
+    .collect();
+    let page: Vec<Value> = ids
+        .iter()
+        .filter_map(|id| full.remove(id))
+        .map(|r| run_json(&r))
+        .collect();
     let mut out = json!({ "runs": page });
     if offset + limit < runs.len() {
         out["next_page_token"] = json!(encode_page_token(offset + limit));

@@ -318,13 +318,83 @@ pub struct RunRow {
 pub enum RunScope<'a> {
     One(Uuid),
     Experiments(&'a [i64]),
+    /// These runs, in no particular order.
+    Jobs(&'a [Uuid]),
 }
 
-/// Runs of a project with their params, tags and latest metric values.
-pub async fn runs(db: &Db, project: Uuid, scope: RunScope<'_>) -> Result<Vec<RunRow>, sqlx::Error> {
+/// Which params, tags or latest metric values to load with each run.
+#[derive(Debug, Clone, Copy)]
+pub enum Keys<'a> {
+    All,
+    /// Only these keys (none: the run alone).
+    Only(&'a [String]),
+}
+
+/// What to load with each run: a search that filters or sorts on a few keys
+/// reads those for every candidate, and everything for its page only.
+#[derive(Debug, Clone, Copy)]
+pub struct RunDetail<'a> {
+    pub params: Keys<'a>,
+    pub tags: Keys<'a>,
+    pub metrics: Keys<'a>,
+}
+
+impl RunDetail<'_> {
+    pub const ALL: RunDetail<'static> = RunDetail {
+        params: Keys::All,
+        tags: Keys::All,
+        metrics: Keys::All,
+    };
+}
+
+/// Runs named in one statement (SQLite binds at most 32,766 values).
+const JOBS_PER_QUERY: usize = 500;
+
+/// Runs of a project with their params, tags and latest metric values, as
+/// much of them as `detail` asks for.
+pub async fn runs(
+    db: &Db,
+    project: Uuid,
+    scope: RunScope<'_>,
+    detail: RunDetail<'_>,
+) -> Result<Vec<RunRow>, sqlx::Error> {
+    match scope {
+        RunScope::Jobs(ids) if ids.len() > JOBS_PER_QUERY => {
+            let mut out = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(JOBS_PER_QUERY) {
+                out.extend(runs_in(db, project, RunScope::Jobs(chunk), detail).await?);
+            }
+            Ok(out)
+        }
+        _ => runs_in(db, project, scope, detail).await,
+    }
+}
+
+/// `$from, $from+1, …` for `n` values.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn runs_in(
+    db: &Db,
+    project: Uuid,
+    scope: RunScope<'_>,
+    detail: RunDetail<'_>,
+) -> Result<Vec<RunRow>, sqlx::Error> {
+    // $1 is the project, then the scope's ids, then a detail query's keys.
+    let jobs: &[Uuid] = match &scope {
+        RunScope::One(j) => std::slice::from_ref(j),
+        RunScope::Jobs(ids) => ids,
+        RunScope::Experiments(_) => &[],
+    };
     let filter = match scope {
-        RunScope::One(_) => "r.job_id = $2".to_string(),
-        RunScope::Experiments([]) => return Ok(vec![]),
+        RunScope::Experiments([]) | RunScope::Jobs([]) => return Ok(vec![]),
+        RunScope::One(_) | RunScope::Jobs(_) => {
+            format!("r.job_id IN ({})", placeholders(2, jobs.len()))
+        }
         RunScope::Experiments(ids) => format!(
             "r.experiment_id IN ({})",
             ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
@@ -335,27 +405,40 @@ pub async fn runs(db: &Db, project: Uuid, scope: RunScope<'_>) -> Result<Vec<Run
         "SELECT r.job_id, r.experiment_id, j.name, j.status, r.user_id, r.start_time_ms, r.end_time_ms, r.deleted
          FROM runs r JOIN jobs j ON j.job_id = r.job_id WHERE r.project_id = $1 AND {filter}"
     );
-    let kv_sql = |table: &str| {
-        format!(
-            "SELECT t.job_id, t.key, t.value FROM {table} t WHERE t.job_id IN (SELECT r.job_id {base}) ORDER BY t.key"
-        )
+    // A detail query, or none where no key is wanted.
+    let detail_sql = |select: &str, table: &str, keys: Keys<'_>| -> Option<(String, Vec<String>)> {
+        let (only, keys) = match keys {
+            Keys::All => (String::new(), vec![]),
+            Keys::Only([]) => return None,
+            Keys::Only(k) => (
+                format!(" AND t.key IN ({})", placeholders(2 + jobs.len(), k.len())),
+                k.to_vec(),
+            ),
+        };
+        Some((
+            format!(
+                "SELECT {select} FROM {table} t WHERE t.job_id IN (SELECT r.job_id {base}){only} ORDER BY t.key"
+            ),
+            keys,
+        ))
     };
-    let (params_sql, tags_sql) = (kv_sql("run_params"), kv_sql("run_tags"));
-    let latest_sql = format!(
-        "SELECT m.job_id, m.key, m.step, m.value, m.ts_ms FROM metric_latest m
-         WHERE m.job_id IN (SELECT r.job_id {base}) ORDER BY m.key"
+    let params_sql = detail_sql("t.job_id, t.key, t.value", "run_params", detail.params);
+    let tags_sql = detail_sql("t.job_id, t.key, t.value", "run_tags", detail.tags);
+    let latest_sql = detail_sql(
+        "t.job_id, t.key, t.step, t.value, t.ts_ms",
+        "metric_latest",
+        detail.metrics,
     );
-    let one = match scope {
-        RunScope::One(j) => Some(j),
-        RunScope::Experiments(_) => None,
-    };
     crate::on_pool!(db, |pool| {
-        let q = |sql: String| {
-            let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project);
-            match one {
-                Some(j) => q.bind(j),
-                None => q,
+        let q = |sql: String, keys: Vec<String>| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project);
+            for j in jobs {
+                q = q.bind(*j);
             }
+            for k in keys {
+                q = q.bind(k);
+            }
+            q
         };
         let kv = |rows: Vec<_>| -> Result<HashMap<Uuid, Vec<(String, String)>>, sqlx::Error> {
             let mut out: HashMap<Uuid, Vec<(String, String)>> = HashMap::new();
@@ -366,17 +449,25 @@ pub async fn runs(db: &Db, project: Uuid, scope: RunScope<'_>) -> Result<Vec<Run
             }
             Ok(out)
         };
-        let mut params = kv(q(params_sql).fetch_all(pool).await?)?;
-        let mut tags = kv(q(tags_sql).fetch_all(pool).await?)?;
+        let mut params = match params_sql {
+            Some((sql, keys)) => kv(q(sql, keys).fetch_all(pool).await?)?,
+            None => HashMap::new(),
+        };
+        let mut tags = match tags_sql {
+            Some((sql, keys)) => kv(q(sql, keys).fetch_all(pool).await?)?,
+            None => HashMap::new(),
+        };
         let mut latest: HashMap<Uuid, Vec<LatestValue>> = HashMap::new();
-        for r in q(latest_sql).fetch_all(pool).await? {
-            latest
-                .entry(r.try_get("job_id")?)
-                .or_default()
-                .push(latest_of(&r)?);
+        if let Some((sql, keys)) = latest_sql {
+            for r in q(sql, keys).fetch_all(pool).await? {
+                latest
+                    .entry(r.try_get("job_id")?)
+                    .or_default()
+                    .push(latest_of(&r)?);
+            }
         }
         let mut out = Vec::new();
-        for r in q(runs_sql).fetch_all(pool).await? {
+        for r in q(runs_sql, vec![]).fetch_all(pool).await? {
             let job: Uuid = r.try_get("job_id")?;
             out.push(RunRow {
                 job_id: job,
