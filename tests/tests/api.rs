@@ -981,7 +981,9 @@ async fn mlflow_projects_scopes_and_wire(backend: Backend) {
 
 /// `runs/search` reads every candidate with only the keys its filter and
 /// order name, then the page with everything: each run of a page comes back
-/// whole, in order, across more runs than one statement names (500).
+/// whole, in order, across more runs than one statement names (500). The
+/// unfiltered listing in start-time order is paged in SQL: it must list the
+/// same runs in the same order (ties by run id) as the filtering path.
 async fn mlflow_search_returns_whole_runs(backend: Backend) {
     let s = TestServer::start(backend).await;
     let key = s.key("search", Scope::Write).await;
@@ -1010,7 +1012,8 @@ async fn mlflow_search_returns_whole_runs(backend: Backend) {
             async move {
                 let run = ok(post(
                     "runs/create",
-                    json!({"experiment_id": exp, "start_time": 1_700_000_000_000i64 + i as i64}),
+                    // Three runs a start time: ties for the run id to break.
+                    json!({"experiment_id": exp, "start_time": 1_700_000_000_000i64 + (i / 3) as i64}),
                 )
                 .await)
                 .await["run"]["info"]["run_id"]
@@ -1084,11 +1087,80 @@ async fn mlflow_search_returns_whole_runs(backend: Backend) {
         .collect();
     let want: Vec<usize> = (0..RUNS).rev().filter(|i| i % 2 == 0).collect();
     assert_eq!(got, want);
-    // Every run (more than one statement's worth), newest start first.
-    let all = search(json!({"experiment_ids": [exp], "max_results": 1000})).await;
-    let got: Vec<usize> = all["runs"].as_array().unwrap().iter().map(whole).collect();
-    assert_eq!(got, (0..RUNS).rev().collect::<Vec<_>>());
-    assert!(all.get("next_page_token").is_none());
+    // Every run (more than one statement's worth), newest start first: the
+    // SQL page and the filtering path (a filter every run passes) agree.
+    let listed = |body: Value| {
+        let search = &search;
+        async move {
+            let found = search(body).await;
+            let runs: Vec<(i64, String, usize)> = found["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let info = &r["info"];
+                    let start = info["start_time"].as_i64().unwrap();
+                    (
+                        start,
+                        info["run_id"].as_str().unwrap().to_string(),
+                        whole(r),
+                    )
+                })
+                .collect();
+            (runs, found.get("next_page_token").cloned())
+        }
+    };
+    let (all, token) = listed(json!({"experiment_ids": [exp], "max_results": 1000})).await;
+    assert!(token.is_none());
+    let (filtered, _) = listed(json!({"experiment_ids": [exp], "max_results": 1000,
+                                      "filter": "attributes.start_time >= 0"}))
+    .await;
+    assert_eq!(all, filtered);
+    let mut want = all.clone();
+    want.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    assert_eq!(all, want, "newest start first, then run id");
+    let mut ids: Vec<usize> = all.iter().map(|r| r.2).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..RUNS).collect::<Vec<_>>());
+    // Oldest first, in pages of 200, both ways.
+    for filter in [json!(null), json!("attributes.start_time >= 0")] {
+        let (mut pages, mut token): (Vec<(i64, String, usize)>, Option<Value>) = (Vec::new(), None);
+        loop {
+            let mut body = json!({"experiment_ids": [exp], "max_results": 200,
+                                  "order_by": ["attributes.start_time ASC"], "filter": filter});
+            if let Some(t) = &token {
+                body["page_token"] = t.clone();
+            }
+            let (page, next) = listed(body).await;
+            pages.extend(page);
+            token = next;
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut want = all.clone();
+        want.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        assert_eq!(pages, want, "filter {filter}");
+    }
+    // Deleted runs leave the default listing and make up DELETED_ONLY.
+    let gone = all[7].1.clone();
+    ok(post("runs/delete", json!({"run_id": gone})).await).await;
+    let count = |view: &str| {
+        let (listed, exp) = (&listed, &exp);
+        let view = view.to_string();
+        async move {
+            let (runs, _) = listed(json!({"experiment_ids": [exp], "max_results": 1000,
+                                          "run_view_type": view}))
+            .await;
+            runs.into_iter().map(|r| r.1).collect::<Vec<_>>()
+        }
+    };
+    let active = count("ACTIVE_ONLY").await;
+    assert_eq!(active.len(), RUNS - 1);
+    assert!(!active.contains(&gone));
+    assert_eq!(count("DELETED_ONLY").await, std::slice::from_ref(&gone));
+    assert_eq!(count("ALL").await.len(), RUNS);
+    ok(post("runs/restore", json!({"run_id": gone})).await).await;
     // Pages of a metric filter, ordered by a param (text order).
     let first = search(json!({"experiment_ids": [exp], "filter": "metrics.m < 3",
                               "order_by": ["params.i DESC"], "max_results": 2}))

@@ -14,7 +14,7 @@ use ftl_domain::experiment::{
     ExperimentCommand, ExperimentDecider, ExperimentEvent, InProject, KeyValue, experiments_stream,
 };
 use ftl_domain::project::Scope;
-use ftl_projections::views::tracking::{self, ExperimentRow, experiment_number};
+use ftl_projections::views::tracking::{self, ExperimentRow, Lifecycle, experiment_number};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::cmp::Ordering;
@@ -274,12 +274,12 @@ pub struct Search {
     view_type: Option<String>,
 }
 
-/// Which lifecycle stages a `view_type` admits.
-pub fn view_admits(view: Option<&str>, deleted: bool) -> Result<bool, MlflowError> {
+/// The lifecycle stages a `view_type` (or `run_view_type`) admits.
+pub fn view_lifecycle(view: Option<&str>) -> Result<Lifecycle, MlflowError> {
     match view.unwrap_or("ACTIVE_ONLY") {
-        "ACTIVE_ONLY" | "" => Ok(!deleted),
-        "DELETED_ONLY" => Ok(deleted),
-        "ALL" => Ok(true),
+        "ACTIVE_ONLY" | "" => Ok(Lifecycle::Active),
+        "DELETED_ONLY" => Ok(Lifecycle::Deleted),
+        "ALL" => Ok(Lifecycle::All),
         other => Err(MlflowError::invalid(format!(
             "Invalid view type '{other}': use ACTIVE_ONLY, DELETED_ONLY or ALL"
         ))),
@@ -294,6 +294,7 @@ pub async fn search(
     let c = caller(&state, &req, Scope::Read).await?;
     let m: Search = message(&req, payload, MAX_BODY, &["order_by"]).await?;
     let limit = max_results(m.max_results, 1000, 50_000)?;
+    let view = view_lifecycle(m.view_type.as_deref())?;
     let offset = decode_page_token(m.page_token.as_deref())?;
     let clauses = parse_filter(m.filter.as_deref().unwrap_or("")).map_err(|e| {
         MlflowError::invalid(format!(
@@ -340,7 +341,7 @@ pub async fn search(
         .await
         .map_err(db_error)?
     {
-        if !view_admits(m.view_type.as_deref(), e.lifecycle == "deleted")? {
+        if !view.admits(e.lifecycle == "deleted") {
             continue;
         }
         let keep = clauses.iter().all(|cl| {

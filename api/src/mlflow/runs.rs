@@ -1,7 +1,9 @@
 //! `runs/*` and `metrics/*`: MLflow runs are jobs (provider `external`).
 
-use super::experiments::{find as find_experiment, view_admits};
-use super::search::{Entity, Lit, OrderBy, compare_num, compare_str, parse_filter, parse_order_by};
+use super::experiments::{find as find_experiment, view_lifecycle};
+use super::search::{
+    Clause, Entity, Lit, OrderBy, compare_num, compare_str, parse_filter, parse_order_by,
+};
 use super::wire::{self, Double, ErrorCode, KeyValueMsg, MlflowError};
 use super::{
     MAX_BATCH_BODY, MAX_BODY, caller, command_error, db_error, decode_page_token,
@@ -21,7 +23,7 @@ use ftl_domain::metrics::MetricPoint;
 use ftl_domain::project::Scope;
 use ftl_projections::views::metrics::{self as metric_views, LatestValue};
 use ftl_projections::views::tracking::{
-    self, Keys, RunDetail, RunRow, RunScope, experiment_number,
+    self, Keys, Lifecycle, RunDetail, RunRow, RunScope, experiment_number,
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -936,9 +938,74 @@ pub async fn search(
         .iter()
         .filter_map(|e| experiment_number(e))
         .collect();
-    // Every candidate is read with the keys the filter and the order name,
-    // and only the page with everything: a search costs a row per run plus
-    // the page, not every param, tag and metric of the experiments.
+    let lifecycle = view_lifecycle(m.run_view_type.as_deref())?;
+    // The listing the MLflow UI opens with (no filter, start-time order) is
+    // a page in SQL; anything else is filtered and sorted here.
+    let by_start = match orders.as_slice() {
+        [] => Some(true),
+        [o] if o.entity == Entity::Attribute && o.key == "start_time" => Some(!o.ascending),
+        _ => None,
+    };
+    settle(&state).await?;
+    let (ids, more) = match by_start {
+        Some(newest) if clauses.is_empty() => tracking::runs_by_start(
+            &state.db,
+            c.project_id.0,
+            &experiments,
+            lifecycle,
+            newest,
+            offset,
+            limit,
+        )
+        .await
+        .map_err(db_error)?,
+        _ => {
+            let runs =
+                filtered_and_sorted(&state, &c, &experiments, lifecycle, &clauses, &orders).await?;
+            let ids = runs
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .map(|r| r.job_id)
+                .collect();
+            (ids, offset + limit < runs.len())
+        }
+    };
+    let mut full: std::collections::HashMap<Uuid, RunRow> = tracking::runs(
+        &state.db,
+        c.project_id.0,
+        RunScope::Jobs(&ids),
+        RunDetail::ALL,
+    )
+    .await
+    .map_err(db_error)?
+    .into_iter()
+    .map(|r| (r.job_id, r))
+    .collect();
+    let page: Vec<Value> = ids
+        .iter()
+        .filter_map(|id| full.remove(id))
+        .map(|r| run_json(&r))
+        .collect();
+    let mut out = json!({ "runs": page });
+    if more {
+        out["next_page_token"] = json!(encode_page_token(offset + limit));
+    }
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// The runs of the experiments that pass the filter, in the search's order.
+/// Each is read with only the keys the filter and the order name: a search
+/// costs a row per run plus the page, not every param, tag and metric of
+/// the experiments.
+async fn filtered_and_sorted(
+    state: &AppState,
+    c: &Caller,
+    experiments: &[i64],
+    lifecycle: Lifecycle,
+    clauses: &[Clause],
+    orders: &[OrderBy],
+) -> Result<Vec<RunRow>, MlflowError> {
     let wanted = |entity: Entity| -> Vec<String> {
         let mut keys: Vec<String> = clauses
             .iter()
@@ -956,12 +1023,11 @@ pub async fn search(
         wanted(Entity::Tag),
         wanted(Entity::Metric),
     );
-    settle(&state).await?;
     let mut runs = Vec::new();
     for r in tracking::runs(
         &state.db,
         c.project_id.0,
-        RunScope::Experiments(&experiments),
+        RunScope::Experiments(experiments),
         RunDetail {
             params: Keys::Only(&params),
             tags: Keys::Only(&tags),
@@ -971,7 +1037,7 @@ pub async fn search(
     .await
     .map_err(db_error)?
     {
-        if !view_admits(m.run_view_type.as_deref(), r.deleted)? {
+        if !lifecycle.admits(r.deleted) {
             continue;
         }
         let keep = clauses.iter().all(|cl| match (cl.entity, &cl.value) {
@@ -997,7 +1063,7 @@ pub async fn search(
         }
     }
     runs.sort_by(|a, b| {
-        for o in &orders {
+        for o in orders {
             let ord = match (sort_value(a, o), sort_value(b, o)) {
                 (None, None) => Ordering::Equal,
                 (None, Some(_)) => Ordering::Greater,
@@ -1011,36 +1077,11 @@ pub async fn search(
                 return ord;
             }
         }
-        // Run ids are the UUIDs' hex: their bytes sort the same way.
+        // As `tracking::runs_by_start`: run ids are the UUIDs' hex, and
+        // their bytes sort the same way.
         b.start_time_ms
             .cmp(&a.start_time_ms)
             .then(a.job_id.as_bytes().cmp(b.job_id.as_bytes()))
     });
-    let ids: Vec<Uuid> = runs
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|r| r.job_id)
-        .collect();
-    let mut full: std::collections::HashMap<Uuid, RunRow> = tracking::runs(
-        &state.db,
-        c.project_id.0,
-        RunScope::Jobs(&ids),
-        RunDetail::ALL,
-    )
-    .await
-    .map_err(db_error)?
-    .into_iter()
-    .map(|r| (r.job_id, r))
-    .collect();
-    let page: Vec<Value> = ids
-        .iter()
-        .filter_map(|id| full.remove(id))
-        .map(|r| run_json(&r))
-        .collect();
-    let mut out = json!({ "runs": page });
-    if offset + limit < runs.len() {
-        out["next_page_token"] = json!(encode_page_token(offset + limit));
-    }
-    Ok(HttpResponse::Ok().json(out))
+    Ok(runs)
 }

@@ -370,6 +370,69 @@ pub async fn runs(
     }
 }
 
+/// Which lifecycle stages a listing shows (MLflow's view types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Active,
+    Deleted,
+    All,
+}
+
+impl Lifecycle {
+    pub fn admits(self, deleted: bool) -> bool {
+        match self {
+            Lifecycle::Active => !deleted,
+            Lifecycle::Deleted => deleted,
+            Lifecycle::All => true,
+        }
+    }
+}
+
+/// A page of runs of the given experiments in start-time order (`newest`
+/// first or last), ties broken by run id (its bytes, as its hex sorts), read
+/// with the page's `LIMIT` in SQL: the unfiltered listing costs the page,
+/// not the experiment. Returns the page's run ids in order, and whether more
+/// follow.
+pub async fn runs_by_start(
+    db: &Db,
+    project: Uuid,
+    experiments: &[i64],
+    lifecycle: Lifecycle,
+    newest: bool,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<Uuid>, bool), sqlx::Error> {
+    if experiments.is_empty() || limit == 0 {
+        return Ok((vec![], false));
+    }
+    let stage = match lifecycle {
+        Lifecycle::Active => " AND NOT r.deleted",
+        Lifecycle::Deleted => " AND r.deleted",
+        Lifecycle::All => "",
+    };
+    let sql = format!(
+        "SELECT r.job_id FROM runs r WHERE r.project_id = $1 AND r.experiment_id IN ({}){stage}
+         ORDER BY r.start_time_ms {}, r.job_id LIMIT $2 OFFSET $3",
+        experiments
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        if newest { "DESC" } else { "ASC" },
+    );
+    let mut ids: Vec<Uuid> = crate::on_pool!(db, |pool| {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(project)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1))
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .fetch_all(pool)
+            .await?
+    });
+    let more = ids.len() > limit;
+    ids.truncate(limit);
+    Ok((ids, more))
+}
+
 /// `$from, $from+1, …` for `n` values.
 fn placeholders(from: usize, n: usize) -> String {
     (from..from + n)
