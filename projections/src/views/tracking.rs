@@ -447,26 +447,40 @@ async fn runs_in(
     scope: RunScope<'_>,
     detail: RunDetail<'_>,
 ) -> Result<Vec<RunRow>, sqlx::Error> {
-    // $1 is the project, then the scope's ids, then a detail query's keys.
+    // Runs named by id are found by their key and checked against the
+    // project here: with the project in the WHERE, SQLite's planner walks
+    // the project's index over every run it has instead. The SQL binds the
+    // project ($1) or the ids ($1…), then a detail query's keys.
     let jobs: &[Uuid] = match &scope {
         RunScope::One(j) => std::slice::from_ref(j),
         RunScope::Jobs(ids) => ids,
         RunScope::Experiments(_) => &[],
     };
-    let filter = match scope {
+    let (runs_where, detail_where, first_key) = match scope {
         RunScope::Experiments([]) | RunScope::Jobs([]) => return Ok(vec![]),
         RunScope::One(_) | RunScope::Jobs(_) => {
-            format!("r.job_id IN ({})", placeholders(2, jobs.len()))
+            let ids = placeholders(1, jobs.len());
+            (
+                format!("r.job_id IN ({ids})"),
+                format!("t.job_id IN ({ids})"),
+                1 + jobs.len(),
+            )
         }
-        RunScope::Experiments(ids) => format!(
-            "r.experiment_id IN ({})",
-            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-        ),
+        RunScope::Experiments(ids) => {
+            let experiments = format!(
+                "r.project_id = $1 AND r.experiment_id IN ({})",
+                ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+            );
+            (
+                experiments.clone(),
+                format!("t.job_id IN (SELECT r.job_id FROM runs r WHERE {experiments})"),
+                2,
+            )
+        }
     };
-    let base = format!("FROM runs r WHERE r.project_id = $1 AND {filter}");
     let runs_sql = format!(
-        "SELECT r.job_id, r.experiment_id, j.name, j.status, r.user_id, r.start_time_ms, r.end_time_ms, r.deleted
-         FROM runs r JOIN jobs j ON j.job_id = r.job_id WHERE r.project_id = $1 AND {filter}"
+        "SELECT r.job_id, r.project_id, r.experiment_id, j.name, j.status, r.user_id, r.start_time_ms, r.end_time_ms, r.deleted
+         FROM runs r JOIN jobs j ON j.job_id = r.job_id WHERE {runs_where}"
     );
     // A detail query, or none where no key is wanted.
     let detail_sql = |select: &str, table: &str, keys: Keys<'_>| -> Option<(String, Vec<String>)> {
@@ -474,14 +488,12 @@ async fn runs_in(
             Keys::All => (String::new(), vec![]),
             Keys::Only([]) => return None,
             Keys::Only(k) => (
-                format!(" AND t.key IN ({})", placeholders(2 + jobs.len(), k.len())),
+                format!(" AND t.key IN ({})", placeholders(first_key, k.len())),
                 k.to_vec(),
             ),
         };
         Some((
-            format!(
-                "SELECT {select} FROM {table} t WHERE t.job_id IN (SELECT r.job_id {base}){only} ORDER BY t.key"
-            ),
+            format!("SELECT {select} FROM {table} t WHERE {detail_where}{only} ORDER BY t.key"),
             keys,
         ))
     };
@@ -494,7 +506,10 @@ async fn runs_in(
     );
     crate::on_pool!(db, |pool| {
         let q = |sql: String, keys: Vec<String>| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            if jobs.is_empty() {
+                q = q.bind(project);
+            }
             for j in jobs {
                 q = q.bind(*j);
             }
@@ -531,6 +546,9 @@ async fn runs_in(
         }
         let mut out = Vec::new();
         for r in q(runs_sql, vec![]).fetch_all(pool).await? {
+            if r.try_get::<Uuid, _>("project_id")? != project {
+                continue;
+            }
             let job: Uuid = r.try_get("job_id")?;
             out.push(RunRow {
                 job_id: job,
