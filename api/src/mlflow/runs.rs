@@ -27,7 +27,7 @@ use ftl_projections::views::tracking::{
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 use uuid::Uuid;
@@ -87,43 +87,91 @@ struct HistoryOut<'a> {
     next_page_token: Option<String>,
 }
 
-fn kv_json(items: &[(String, String)]) -> Vec<Value> {
+/// MLflow's `Param` and `RunTag` messages.
+#[derive(Serialize)]
+struct KeyValueOut<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+fn kv_json(items: &[(String, String)]) -> Vec<KeyValueOut<'_>> {
     items
         .iter()
-        .map(|(k, v)| json!({"key": k, "value": v}))
+        .map(|(key, value)| KeyValueOut { key, value })
         .collect()
 }
 
-fn run_info_json(r: &RunRow) -> Value {
-    let id = run_id_text(JobId(r.job_id));
-    let status = JobStatus::parse(&r.status).map_or(RunStatus::Running, RunStatus::of_job);
-    let mut info = json!({
-        "run_id": id,
-        "run_uuid": id,
-        "run_name": r.name,
-        "experiment_id": r.experiment_id.to_string(),
-        "user_id": r.user_id,
-        "status": status.as_str(),
-        "start_time": r.start_time_ms,
-        "artifact_uri": format!("mlflow-artifacts:/{}/{id}/artifacts", r.experiment_id),
-        "lifecycle_stage": if r.deleted { "deleted" } else { "active" },
-    });
-    if let Some(end) = r.end_time_ms {
-        info["end_time"] = json!(end);
-    }
-    info
+/// MLflow's `RunInfo` message.
+#[derive(Serialize)]
+struct RunInfoOut<'a> {
+    run_id: String,
+    run_uuid: String,
+    run_name: &'a str,
+    experiment_id: String,
+    user_id: &'a str,
+    status: &'static str,
+    start_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_time: Option<i64>,
+    artifact_uri: String,
+    lifecycle_stage: &'static str,
 }
 
-fn run_json(r: &RunRow) -> Value {
-    json!({
-        "info": run_info_json(r),
-        "data": {
-            "metrics": r.metrics.iter().map(|m| metric_json(m, None)).collect::<Vec<_>>(),
-            "params": kv_json(&r.params),
-            "tags": kv_json(&r.tags),
+fn run_info_json(r: &RunRow) -> RunInfoOut<'_> {
+    let id = run_id_text(JobId(r.job_id));
+    let status = JobStatus::parse(&r.status).map_or(RunStatus::Running, RunStatus::of_job);
+    RunInfoOut {
+        artifact_uri: format!("mlflow-artifacts:/{}/{id}/artifacts", r.experiment_id),
+        run_uuid: id.clone(),
+        run_id: id,
+        run_name: &r.name,
+        experiment_id: r.experiment_id.to_string(),
+        user_id: &r.user_id,
+        status: status.as_str(),
+        start_time: r.start_time_ms,
+        end_time: r.end_time_ms,
+        lifecycle_stage: if r.deleted { "deleted" } else { "active" },
+    }
+}
+
+/// MLflow's `Run` message, written straight to JSON (a search page of
+/// runs builds no tree).
+#[derive(Serialize)]
+struct RunOut<'a> {
+    info: RunInfoOut<'a>,
+    data: RunDataOut<'a>,
+    inputs: NoInputs,
+}
+
+#[derive(Serialize)]
+struct RunDataOut<'a> {
+    metrics: Vec<MetricOut<'a>>,
+    params: Vec<KeyValueOut<'a>>,
+    tags: Vec<KeyValueOut<'a>>,
+}
+
+/// Dataset inputs are not kept: always `{}`.
+#[derive(Serialize)]
+struct NoInputs {}
+
+fn run_json(r: &RunRow) -> RunOut<'_> {
+    RunOut {
+        info: run_info_json(r),
+        data: RunDataOut {
+            metrics: r.metrics.iter().map(|m| metric_json(m, None)).collect(),
+            params: kv_json(&r.params),
+            tags: kv_json(&r.tags),
         },
-        "inputs": {},
-    })
+        inputs: NoInputs {},
+    }
+}
+
+/// A page of `runs/search`.
+#[derive(Serialize)]
+struct SearchOut<'a> {
+    runs: Vec<RunOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<String>,
 }
 
 /// A run of the caller's project as the read models show it now.
@@ -982,16 +1030,11 @@ pub async fn search(
     .into_iter()
     .map(|r| (r.job_id, r))
     .collect();
-    let page: Vec<Value> = ids
-        .iter()
-        .filter_map(|id| full.remove(id))
-        .map(|r| run_json(&r))
-        .collect();
-    let mut out = json!({ "runs": page });
-    if more {
-        out["next_page_token"] = json!(encode_page_token(offset + limit));
-    }
-    Ok(HttpResponse::Ok().json(out))
+    let page: Vec<RunRow> = ids.iter().filter_map(|id| full.remove(id)).collect();
+    Ok(HttpResponse::Ok().json(SearchOut {
+        runs: page.iter().map(run_json).collect(),
+        next_page_token: more.then(|| encode_page_token(offset + limit)),
+    }))
 }
 
 /// The runs of the experiments that pass the filter, in the search's order.
