@@ -113,7 +113,7 @@ impl Projections {
 
     /// Gathers a trickle of appends into fewer read-model transactions: a
     /// runner woken by an append, whose last batch was light (under
-    /// [`LIGHT_BATCH`] points), waits up to `linger` for more before it
+    /// 100 metric points), waits up to `linger` for more before it
     /// applies, unless a reader of this process waits for an event it has
     /// not applied ([`Projections::wait_for`] cuts the wait short), so
     /// read-your-writes answers as fast as before. A client logging one

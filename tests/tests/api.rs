@@ -1074,17 +1074,21 @@ async fn mlflow_search_returns_whole_runs(backend: Backend) {
         assert_eq!(tag["value"], format!("tag-{i}"));
         i
     };
+    // The runs of a reply, each checked whole, by the index it was made with.
+    let indices = |found: &Value| -> Vec<usize> {
+        found["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(whole)
+            .collect()
+    };
     let found = search(
         json!({"experiment_ids": [exp], "filter": "params.parity = 'even'",
                               "order_by": ["metrics.m DESC"], "max_results": 1000}),
     )
     .await;
-    let got: Vec<usize> = found["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(whole)
-        .collect();
+    let got = indices(&found);
     let want: Vec<usize> = (0..RUNS).rev().filter(|i| i % 2 == 0).collect();
     assert_eq!(got, want);
     // Every run (more than one statement's worth), newest start first: the
@@ -1165,18 +1169,13 @@ async fn mlflow_search_returns_whole_runs(backend: Backend) {
     let first = search(json!({"experiment_ids": [exp], "filter": "metrics.m < 3",
                               "order_by": ["params.i DESC"], "max_results": 2}))
     .await;
-    let page: Vec<usize> = first["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(whole)
-        .collect();
+    let page = indices(&first);
     assert_eq!(page, [2, 1]);
     let token = first["next_page_token"].as_str().unwrap();
     let rest = search(json!({"experiment_ids": [exp], "filter": "metrics.m < 3",
                              "order_by": ["params.i DESC"], "max_results": 2, "page_token": token}))
     .await;
-    let page: Vec<usize> = rest["runs"].as_array().unwrap().iter().map(whole).collect();
+    let page = indices(&rest);
     assert_eq!(page, [0]);
     s.stop().await;
 }

@@ -184,7 +184,7 @@ pub(super) async fn find_run(
     tracking::runs(
         &state.db,
         c.project_id.0,
-        RunScope::One(job.0),
+        RunScope::Jobs(std::slice::from_ref(&job.0)),
         RunDetail::ALL,
     )
     .await

@@ -316,7 +316,6 @@ pub struct RunRow {
 /// Which runs to load.
 #[derive(Debug, Clone, Copy)]
 pub enum RunScope<'a> {
-    One(Uuid),
     Experiments(&'a [i64]),
     /// These runs, in no particular order.
     Jobs(&'a [Uuid]),
@@ -451,14 +450,13 @@ async fn runs_in(
     // project here: with the project in the WHERE, SQLite's planner walks
     // the project's index over every run it has instead. The SQL binds the
     // project ($1) or the ids ($1…), then a detail query's keys.
-    let jobs: &[Uuid] = match &scope {
-        RunScope::One(j) => std::slice::from_ref(j),
+    let jobs: &[Uuid] = match scope {
         RunScope::Jobs(ids) => ids,
         RunScope::Experiments(_) => &[],
     };
     let (runs_where, detail_where, first_key) = match scope {
         RunScope::Experiments([]) | RunScope::Jobs([]) => return Ok(vec![]),
-        RunScope::One(_) | RunScope::Jobs(_) => {
+        RunScope::Jobs(_) => {
             let ids = placeholders(1, jobs.len());
             (
                 format!("r.job_id IN ({ids})"),
