@@ -183,6 +183,19 @@ pub struct LimitsConfig {
     pub body_bytes: usize,
     pub query_depth: usize,
     pub query_complexity: usize,
+    /// The GraphQL query text (bytes), checked before it is parsed.
+    pub query_bytes: usize,
+    /// Operations in one GraphQL document.
+    pub query_operations: usize,
+    /// Fragment definitions in one document.
+    pub query_fragments: usize,
+    /// Selections in one document, every fragment spread expanded where it
+    /// is used (`__typename` included).
+    pub query_selections: usize,
+    /// Aliased fields in one document.
+    pub query_aliases: usize,
+    /// Directives in one document.
+    pub query_directives: usize,
     pub page_size_max: i64,
     pub series_keys_max: usize,
     pub series_points_max: i64,
@@ -239,12 +252,32 @@ impl Default for ProjectionsConfig {
     }
 }
 
+impl LimitsConfig {
+    /// The GraphQL document limits.
+    pub fn query(&self) -> crate::graphql::QueryLimits {
+        crate::graphql::QueryLimits {
+            query_bytes: self.query_bytes,
+            operations: self.query_operations,
+            fragments: self.query_fragments,
+            selections: self.query_selections,
+            aliases: self.query_aliases,
+            directives: self.query_directives,
+        }
+    }
+}
+
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             body_bytes: 8 * 1024 * 1024,
             query_depth: 12,
             query_complexity: 2000,
+            query_bytes: 64 * 1024,
+            query_operations: 20,
+            query_fragments: 100,
+            query_selections: 5_000,
+            query_aliases: 200,
+            query_directives: 100,
             page_size_max: 200,
             series_keys_max: 50,
             series_points_max: 10_000,

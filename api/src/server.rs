@@ -75,6 +75,7 @@ pub async fn build_server(config: Config) -> anyhow::Result<Server> {
         Some(state.clone()),
         state.config.limits.query_depth,
         state.config.limits.query_complexity,
+        state.config.limits.query(),
     );
     let cfg = state.config.clone();
     let app_state = state.clone();

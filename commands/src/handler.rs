@@ -68,6 +68,7 @@ where
         // project") run before anything else, retries included.
         guard(&state)?;
         if let Some(i) = stored.iter().position(|e| e.event_id == first_id) {
+            same_request(&stored[i].metadata, metadata)?;
             return replay::<D>(&stored, i, command_id);
         }
         let decided = D::decide(&state, command, Utc::now())?;
@@ -113,6 +114,46 @@ where
     }
 }
 
+/// Refuses a retry whose request differs from the one that first used its
+/// idempotency key. Events written before digests were kept (none stored)
+/// pass, as does a caller that sends no digest.
+pub fn same_request(stored: &Metadata, retry: &Metadata) -> Result<(), DomainError> {
+    match (&stored.request_digest, &retry.request_digest) {
+        (Some(a), Some(b)) if a != b => Err(DomainError::IdempotencyKeyReused),
+        _ => Ok(()),
+    }
+}
+
+/// Appends events whose ids come from a command id (no decider: feedback,
+/// log lines, metric batches). A retry finds them stored and returns the
+/// first outcome, `deduplicated` — after checking that it carries the same
+/// request digest as the events it found; event ids already used elsewhere
+/// (another stream, another count) are a reused key too.
+pub async fn append_once(
+    store: &dyn EventStore,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+) -> Result<AppendResult, CommandError> {
+    let n = events.len() as u64;
+    let retry_meta = events.first().map(|e| e.metadata.clone());
+    let appended = match store.append(stream_id, expected, events).await {
+        Ok(a) => a,
+        Err(StoreError::IdempotencyMismatch(_)) => {
+            return Err(DomainError::IdempotencyKeyReused.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(meta) = retry_meta.filter(|m| appended.deduplicated && m.request_digest.is_some()) {
+        let first_version = appended.last_version.saturating_sub(n.saturating_sub(1));
+        let found = store.read_stream(stream_id, first_version, 1).await?;
+        if let Some(first) = found.first() {
+            same_request(&first.metadata, &meta)?;
+        }
+    }
+    Ok(appended)
+}
+
 /// Appends one batch of metric points to a job's metric stream (no version
 /// check: the high-volume path). The event id comes from `command_id`, so a
 /// retried command appends nothing and reports `deduplicated`.
@@ -122,24 +163,24 @@ pub async fn append_metrics(
     points: Vec<ftl_domain::metrics::MetricPoint>,
     command_id: Uuid,
     metadata: &Metadata,
-) -> Result<AppendResult, StoreError> {
+) -> Result<AppendResult, CommandError> {
     let mut meta = metadata.clone();
     meta.command_id = Some(command_id);
     let event = ftl_domain::DomainEvent::MetricsLogged(ftl_domain::metrics::MetricsLogged {
         job_id: job,
         points,
     });
-    store
-        .append(
-            &job.metrics_stream(),
-            crate::store::ExpectedVersion::Any,
-            vec![NewEvent::from_domain(
-                derive_event_id(command_id, 0),
-                &event,
-                meta,
-            )],
-        )
-        .await
+    append_once(
+        store,
+        &job.metrics_stream(),
+        ExpectedVersion::Any,
+        vec![NewEvent::from_domain(
+            derive_event_id(command_id, 0),
+            &event,
+            meta,
+        )],
+    )
+    .await
 }
 
 fn decode_all<E: AggregateEvent>(stored: &[crate::RecordedEvent]) -> Result<Vec<E>, CommandError> {

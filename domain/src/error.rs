@@ -20,6 +20,10 @@ pub enum DomainError {
     /// reclaimed, or the job was dispatched again).
     #[error("lease_lost: this worker no longer holds job {job}")]
     LeaseLost { job: String },
+    /// An idempotency key sent again with a different request: the first
+    /// request's outcome stands and the new one is refused, not merged.
+    #[error("this idempotency key was already used for a different request")]
+    IdempotencyKeyReused,
 }
 
 impl DomainError {
@@ -32,6 +36,7 @@ impl DomainError {
             Self::InvalidInput { .. } => "invalid_input",
             Self::LimitExceeded { .. } => "limit_exceeded",
             Self::LeaseLost { .. } => "lease_lost",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
         }
     }
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {

@@ -18,7 +18,7 @@ pub(crate) struct TestServer {
 }
 
 impl TestServer {
-    async fn start(backend: Backend) -> Self {
+    pub async fn start(backend: Backend) -> Self {
         Self::start_with(backend, |_| {}).await
     }
 

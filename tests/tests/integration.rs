@@ -14,6 +14,7 @@ macro_rules! e2e {
 mod api;
 mod chat;
 mod feedback;
+mod hardening;
 mod lab;
 mod store_contract;
 mod training;

@@ -12,6 +12,7 @@ pub enum Code {
     InvalidInput,
     Conflict,
     LimitExceeded,
+    IdempotencyKeyReused,
     Internal,
 }
 
@@ -24,6 +25,7 @@ impl Code {
             Code::InvalidInput => "INVALID_INPUT",
             Code::Conflict => "CONFLICT",
             Code::LimitExceeded => "LIMIT_EXCEEDED",
+            Code::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Code::Internal => "INTERNAL",
         }
     }
@@ -65,6 +67,7 @@ pub fn domain_error(e: DomainError) -> async_graphql::Error {
                 x.set("reason", "lease_lost");
             })
         }
+        DomainError::IdempotencyKeyReused => gql_error(Code::IdempotencyKeyReused, e.to_string()),
     }
 }
 
@@ -80,10 +83,9 @@ pub fn command_error(e: CommandError) -> async_graphql::Error {
         CommandError::Store(StoreError::Conflict { .. }) => {
             gql_error(Code::Conflict, "concurrent update; retry")
         }
-        CommandError::Store(StoreError::IdempotencyMismatch(_)) => gql_error(
-            Code::Conflict,
-            "this idempotency key was already used for a different request",
-        ),
+        CommandError::Store(StoreError::IdempotencyMismatch(_)) => {
+            domain_error(DomainError::IdempotencyKeyReused)
+        }
         other => internal(other),
     }
 }

@@ -4,6 +4,8 @@ mod chat;
 mod comparisons;
 mod errors;
 mod history;
+mod idempotency;
+mod limits;
 mod mutation;
 mod predictions;
 mod query;
@@ -13,6 +15,7 @@ mod training;
 mod types;
 
 pub use errors::{Code, gql_error};
+pub use limits::QueryLimits;
 
 use crate::auth::Caller;
 use crate::state::AppState;
@@ -49,14 +52,20 @@ pub struct Subscription(
 
 pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
-pub fn build_schema(state: Option<AppState>, depth: usize, complexity: usize) -> ApiSchema {
+pub fn build_schema(
+    state: Option<AppState>,
+    depth: usize,
+    complexity: usize,
+    limits: QueryLimits,
+) -> ApiSchema {
     let mut b = Schema::build(
         Query::default(),
         Mutation::default(),
         Subscription::default(),
     )
     .limit_depth(depth)
-    .limit_complexity(complexity);
+    .limit_complexity(complexity)
+    .extension(limits);
     if let Some(s) = state {
         b = b.data(s);
     }
@@ -65,7 +74,7 @@ pub fn build_schema(state: Option<AppState>, depth: usize, complexity: usize) ->
 
 /// The SDL as committed in `api/schema.graphql`.
 pub fn sdl() -> String {
-    build_schema(None, 64, 100_000).sdl()
+    build_schema(None, 64, 100_000, QueryLimits::unlimited()).sdl()
 }
 
 pub(crate) fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {

@@ -1,4 +1,5 @@
 use super::errors::{Code, command_error, domain_error, gql_error, internal};
+pub(crate) use super::idempotency::{Keyed, keyed};
 use super::query::parse_id;
 use super::types::*;
 use super::{caller, state};
@@ -7,11 +8,9 @@ use crate::state::AppState;
 use async_graphql::{Context, ID, Object};
 use chrono::Utc;
 use ftl_commands::handler::{append_metrics, handle};
-use ftl_commands::store::StoreError;
 use ftl_domain::DomainError;
-use ftl_domain::ids::{JobId, command_id_from_key, derive_entity_id};
+use ftl_domain::ids::{JobId, derive_entity_id};
 use ftl_domain::job::{JobCommand, JobDecider, Provider, RunInfo, in_project};
-use ftl_domain::limits::MAX_IDEMPOTENCY_KEY_LEN;
 use ftl_domain::metrics::{MetricPoint, canonical_key, validate_points};
 use ftl_domain::project::Scope;
 use ftl_projections::views::catalog;
@@ -19,29 +18,6 @@ use uuid::Uuid;
 
 #[derive(Default)]
 pub struct Mutation;
-
-/// The command id: derived from the client's idempotency key (scoped to the
-/// project, the operation and its target) or fresh.
-pub(crate) fn command_id(
-    c: &Caller,
-    op: &str,
-    target: &str,
-    key: Option<&str>,
-) -> async_graphql::Result<Uuid> {
-    match key {
-        Some(k) if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN => {
-            Err(domain_error(DomainError::invalid(
-                "idempotencyKey",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
-            )))
-        }
-        Some(k) => Ok(command_id_from_key(
-            &format!("{}/{op}/{target}", c.project_id),
-            k,
-        )),
-        None => Ok(Uuid::new_v4()),
-    }
-}
 
 /// Waits until the read models show `position`, then reads the job back.
 async fn job_after(
@@ -71,14 +47,14 @@ pub(crate) async fn create(
     c: &Caller,
     job: JobId,
     cmd: &JobCommand,
-    command_id: Uuid,
+    keyed: &Keyed,
 ) -> async_graphql::Result<Job> {
     let handled = handle::<JobDecider>(
         st.store.as_ref(),
         &job.stream(),
         cmd,
-        command_id,
-        &c.metadata(),
+        keyed.id,
+        &keyed.meta,
         |_| Ok(()),
     )
     .await
@@ -96,13 +72,13 @@ pub(crate) async fn transition(
     let c = caller(ctx, Scope::Write)?;
     let st = state(ctx)?;
     let job = JobId(parse_id(&id, "id")?);
-    let cid = command_id(c, op, &job.to_string(), key.as_deref())?;
+    let k = keyed(ctx, c, op, &job.to_string(), key.as_deref())?;
     let handled = handle::<JobDecider>(
         st.store.as_ref(),
         &job.stream(),
         &cmd,
-        cid,
-        &c.metadata(),
+        k.id,
+        &k.meta,
         in_project(c.project_id),
     )
     .await
@@ -124,10 +100,10 @@ impl Mutation {
     ) -> async_graphql::Result<Job> {
         let c = caller(ctx, Scope::Write)?;
         let st = state(ctx)?;
-        let cid = command_id(c, "createJob", "", idempotency_key.as_deref())?;
+        let k = keyed(ctx, c, "createJob", "", idempotency_key.as_deref())?;
         // With an idempotency key the job id is derived too, so a retry lands
         // on the same stream and returns the same job.
-        let job = JobId(derive_entity_id(cid, "job"));
+        let job = JobId(derive_entity_id(k.id, "job"));
         let cmd = JobCommand::Create {
             job_id: job,
             project_id: c.project_id,
@@ -137,7 +113,7 @@ impl Mutation {
             provider: Provider::External,
             run: RunInfo::default(),
         };
-        create(st, c, job, &cmd, cid).await
+        create(st, c, job, &cmd, &k).await
     }
 
     /// QUEUED → RUNNING.
@@ -233,13 +209,14 @@ impl Mutation {
             })
             .collect();
         validate_points(&points).map_err(domain_error)?;
-        let cid = command_id(
+        let k = keyed(
+            ctx,
             c,
             "logMetrics",
             &job.to_string(),
             idempotency_key.as_deref(),
         )?;
-        let meta = c.metadata();
+        let (cid, meta) = (k.id, k.meta);
         // The lifecycle check (and a queued job's start) on the job stream...
         let lifecycle = handle::<JobDecider>(
             st.store.as_ref(),
@@ -255,13 +232,7 @@ impl Mutation {
         let n = points.len() as i32;
         let appended = append_metrics(st.store.as_ref(), job, points, cid, &meta)
             .await
-            .map_err(|e| match e {
-                StoreError::IdempotencyMismatch(_) => gql_error(
-                    Code::Conflict,
-                    "this idempotency key was already used for a different request",
-                ),
-                other => internal(other),
-            })?;
+            .map_err(command_error)?;
         let position = appended.last_position.max(lifecycle.position());
         if !st.projections.wait_for(position, st.ryw_timeout()).await {
             tracing::warn!(position, "read models did not catch up in time");

@@ -535,19 +535,16 @@ async fn judge(
     let rater = rater.unwrap_or_else(|| format!("key:{}", c.key_id));
     ftl_domain::feedback::validate_rater(&rater).map_err(super::errors::domain_error)?;
     let event = event(ftl_domain::PredictionId(id), rater).map_err(super::errors::domain_error)?;
-    let cid = super::mutation::command_id(c, op, &id.to_string(), idempotency_key.as_deref())?;
-    let mut meta = c.metadata();
-    meta.command_id = Some(cid);
-    let new = NewEvent::from_domain(ftl_domain::ids::derive_event_id(cid, 0), &event, meta);
-    let appended = st
-        .store
-        .append(
-            &ftl_domain::PredictionId(id).stream(),
-            ExpectedVersion::StreamExists,
-            vec![new],
-        )
-        .await
-        .map_err(internal)?;
+    let k = super::mutation::keyed(ctx, c, op, &id.to_string(), idempotency_key.as_deref())?;
+    let new = NewEvent::from_domain(ftl_domain::ids::derive_event_id(k.id, 0), &event, k.meta);
+    let appended = ftl_commands::handler::append_once(
+        st.store.as_ref(),
+        &ftl_domain::PredictionId(id).stream(),
+        ExpectedVersion::StreamExists,
+        vec![new],
+    )
+    .await
+    .map_err(super::errors::command_error)?;
     st.projections
         .wait_for(appended.last_position, st.ryw_timeout())
         .await;
@@ -647,6 +644,14 @@ impl FeedbackMutation {
         let comparison = comparison_id
             .map(|c| parse_id(&c, "comparisonId"))
             .transpose()?;
+        // A comparison named must exist in the caller's project, like every id.
+        if let Some(cmp) = comparison {
+            let c = caller(ctx, Scope::Write)?;
+            ftl_projections::views::comparisons::comparison(&state(ctx)?.db, c.project_id.0, cmp)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| gql_error(Code::NotFound, "comparison not found"))?;
+        }
         judge(
             ctx,
             &prediction_id,

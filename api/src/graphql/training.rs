@@ -4,7 +4,7 @@
 //! the GPU/price catalog.
 
 use super::errors::{Code, domain_error, gql_error, internal};
-use super::mutation::{command_id, create, transition};
+use super::mutation::{create, keyed, transition};
 use super::query::{owned_job, parse_id};
 use super::types::Job;
 use super::{caller, state};
@@ -899,8 +899,8 @@ impl TrainingMutation {
         if !v.valid {
             return Err(config_invalid(&v));
         }
-        let cid = command_id(c, "createTrainingJob", "", idempotency_key.as_deref())?;
-        let job = JobId(derive_entity_id(cid, "job"));
+        let k = keyed(ctx, c, "createTrainingJob", "", idempotency_key.as_deref())?;
+        let job = JobId(derive_entity_id(k.id, "job"));
         let validated = JobValidated {
             job_id: job,
             normalized_config: v.normalized_config.clone(),
@@ -924,7 +924,7 @@ impl TrainingMutation {
             config: config.0,
             validated: Box::new(validated),
         };
-        create(st, c, job, &cmd, cid).await
+        create(st, c, job, &cmd, &k).await
     }
 
     /// Registers a dataset read in place from a URL (`s3://…`, `file:///…`)

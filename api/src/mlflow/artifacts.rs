@@ -126,6 +126,12 @@ fn object_error(e: object_store::Error, what: &str) -> MlflowError {
             ErrorCode::ResourceDoesNotExist,
             format!("No such artifact: '{what}'"),
         ),
+        object_store::Error::PermissionDenied { .. } => MlflowError::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "Artifact path '{what}' passes through a symbolic link, which the artifact store does not follow"
+            ),
+        ),
         other => {
             tracing::error!(error = %other, "artifact store");
             MlflowError::new(
@@ -239,20 +245,56 @@ async fn upload(
     Ok(ok_empty())
 }
 
+/// What a `Range` header asks for (RFC 9110 §14).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RangeAsk {
+    /// No header, another unit, or several ranges (served whole: a server may
+    /// ignore a Range it does not support).
+    Whole,
+    /// `bytes=a-b` (`b` inclusive, `None` for `a-`).
+    From(u64, Option<u64>),
+    /// `bytes=-n`: the last `n` bytes.
+    Last(u64),
+    /// A `bytes` range that is malformed (`bytes=9-1`, `bytes=x`).
+    Invalid,
+}
+
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n` (one range).
-fn parse_range(h: &str) -> Option<GetRange> {
-    let spec = h.trim().strip_prefix("bytes=")?;
+fn parse_range(h: &str) -> RangeAsk {
+    let Some(spec) = h.trim().strip_prefix("bytes=") else {
+        return RangeAsk::Whole;
+    };
     if spec.contains(',') {
-        return None;
+        return RangeAsk::Whole;
     }
-    let (a, b) = spec.split_once('-')?;
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeAsk::Invalid;
+    };
+    let num = |t: &str| {
+        (!t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| t.parse::<u64>().ok())
+            .flatten()
+    };
     match (a.trim(), b.trim()) {
-        ("", n) => Some(GetRange::Suffix(n.parse().ok()?)),
-        (a, "") => Some(GetRange::Offset(a.parse().ok()?)),
-        (a, b) => {
-            let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
-            (a <= b).then_some(GetRange::Bounded(a..b + 1))
+        ("", n) => num(n).map_or(RangeAsk::Invalid, RangeAsk::Last),
+        (a, "") => num(a).map_or(RangeAsk::Invalid, |a| RangeAsk::From(a, None)),
+        (a, b) => match (num(a), num(b)) {
+            (Some(a), Some(b)) if a <= b => RangeAsk::From(a, Some(b)),
+            _ => RangeAsk::Invalid,
+        },
+    }
+}
+
+/// The bytes `ask` names in an object of `size` bytes, or `None` when it
+/// cannot be satisfied (416).
+fn resolve_range(ask: RangeAsk, size: u64) -> Option<std::ops::Range<u64>> {
+    match ask {
+        RangeAsk::Whole => Some(0..size),
+        RangeAsk::From(a, b) if a < size => {
+            Some(a..b.map_or(size, |b| b.saturating_add(1).min(size)))
         }
+        RangeAsk::Last(n) if n > 0 && size > 0 => Some(size.saturating_sub(n)..size),
+        RangeAsk::From(..) | RangeAsk::Last(_) | RangeAsk::Invalid => None,
     }
 }
 
@@ -264,12 +306,39 @@ async fn download(
     let p = parse_run_path(&decode_once(raw_tail(&req, PREFIX))?)?;
     let run = run_of(&state, &c, &p).await?;
     let location = store_path(&c, &run, &p.rel);
-    let range = req
+    let ask = req
         .headers()
         .get(header::RANGE)
         .and_then(|h| h.to_str().ok())
-        .and_then(parse_range);
-    let ranged = range.is_some();
+        .map_or(RangeAsk::Whole, parse_range);
+    let ranged = ask != RangeAsk::Whole;
+    // A ranged read learns the size first, so an unsatisfiable range is
+    // answered 416 on every backend instead of whatever error it raises.
+    let range = if ranged {
+        let meta = state
+            .artifacts
+            .head(&location)
+            .await
+            .map_err(|e| object_error(e, &p.rel))?;
+        match resolve_range(ask, meta.size) {
+            Some(r) => Some(GetRange::Bounded(r)),
+            None => {
+                return Ok(HttpResponse::RangeNotSatisfiable()
+                    .insert_header((header::CONTENT_RANGE, format!("bytes */{}", meta.size)))
+                    .json(json!({
+                        "error_code": ErrorCode::InvalidParameterValue.as_str(),
+                        "message": format!(
+                            "Range '{}' cannot be satisfied: '{}' is {} bytes",
+                            req.headers().get(header::RANGE).and_then(|h| h.to_str().ok()).unwrap_or(""),
+                            p.rel,
+                            meta.size
+                        ),
+                    })));
+            }
+        }
+    } else {
+        None
+    };
     let got = state
         .artifacts
         .get_opts(&location, GetOptions::new().with_range(range))
@@ -502,10 +571,26 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9"), Some(GetRange::Bounded(0..10)));
-        assert_eq!(parse_range("bytes=5-"), Some(GetRange::Offset(5)));
-        assert_eq!(parse_range("bytes=-3"), Some(GetRange::Suffix(3)));
-        assert_eq!(parse_range("bytes=0-1,4-5"), None);
-        assert_eq!(parse_range("bytes=9-1"), None);
+        use RangeAsk::*;
+        assert_eq!(parse_range("bytes=0-9"), From(0, Some(9)));
+        assert_eq!(parse_range("bytes=5-"), From(5, None));
+        assert_eq!(parse_range("bytes=-3"), Last(3));
+        assert_eq!(parse_range("bytes=0-1,4-5"), Whole);
+        assert_eq!(parse_range("items=0-1"), Whole);
+        for bad in ["bytes=9-1", "bytes=x-1", "bytes=-", "bytes=1", "bytes=+1-2"] {
+            assert_eq!(parse_range(bad), Invalid, "{bad}");
+        }
+        // Resolved against a 10-byte object (RFC 9110 §14.1.2).
+        assert_eq!(resolve_range(From(0, Some(9)), 10), Some(0..10));
+        assert_eq!(resolve_range(From(8, Some(100)), 10), Some(8..10));
+        assert_eq!(resolve_range(From(9, None), 10), Some(9..10));
+        assert_eq!(resolve_range(Last(3), 10), Some(7..10));
+        assert_eq!(resolve_range(Last(30), 10), Some(0..10));
+        assert_eq!(resolve_range(From(10, None), 10), None);
+        assert_eq!(resolve_range(From(10, Some(12)), 10), None);
+        assert_eq!(resolve_range(Last(0), 10), None);
+        assert_eq!(resolve_range(Last(1), 0), None);
+        assert_eq!(resolve_range(Invalid, 10), None);
+        assert_eq!(resolve_range(Whole, 0), Some(0..0));
     }
 }

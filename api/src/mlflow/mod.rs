@@ -223,9 +223,9 @@ pub fn domain_error(d: DomainError, not_found: impl FnOnce() -> String) -> Mlflo
         | DomainError::LimitExceeded { field, message } => {
             MlflowError::invalid(format!("Invalid value for '{field}': {message}"))
         }
-        DomainError::InvalidTransition { .. } | DomainError::LeaseLost { .. } => {
-            MlflowError::invalid(d.to_string())
-        }
+        DomainError::InvalidTransition { .. }
+        | DomainError::LeaseLost { .. }
+        | DomainError::IdempotencyKeyReused => MlflowError::invalid(d.to_string()),
     }
 }
 

@@ -7,7 +7,7 @@ use super::search::{
 use super::wire::{self, Double, ErrorCode, KeyValueMsg, MlflowError};
 use super::{
     MAX_BATCH_BODY, MAX_BODY, caller, command_error, db_error, decode_page_token,
-    encode_page_token, max_results, message, ok_empty, settle, store_error,
+    encode_page_token, max_results, message, ok_empty, settle,
 };
 use crate::auth::Caller;
 use crate::state::AppState;
@@ -250,7 +250,7 @@ async fn record(
     if !points.is_empty() {
         append_metrics(state.store.as_ref(), job, points, cid, &c.metadata())
             .await
-            .map_err(store_error)?;
+            .map_err(|e| super::command_error(e, || format!("Run with id={run_id} not found")))?;
     }
     Ok(())
 }

@@ -58,6 +58,9 @@ impl RestError {
                     ftl_domain::DomainError::NotFound { .. } => StatusCode::NOT_FOUND,
                     ftl_domain::DomainError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
                     ftl_domain::DomainError::LimitExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    ftl_domain::DomainError::IdempotencyKeyReused => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
                     _ => StatusCode::CONFLICT,
                 };
                 Self::new(status, d.code(), d.to_string())
@@ -78,6 +81,14 @@ impl ResponseError for RestError {
             "message": self.message,
         }))
     }
+}
+
+/// The digest of a request body sent under an idempotency key (a batch id):
+/// a retry sends the same bytes; the same key with other bytes is refused
+/// (`idempotency_key_reused`, 422).
+pub fn body_digest(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(body)[..16])
 }
 
 /// A JSON body, or `invalid_input` saying why not.

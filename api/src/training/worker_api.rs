@@ -5,14 +5,14 @@
 
 use super::checkpoints::{CheckpointStore, checkpoint_name};
 use super::protocol::*;
-use super::rest::{RestError, RestResult, json_body, read_body};
+use super::rest::{RestError, RestResult, body_digest, json_body, read_body};
 use super::storage;
 use crate::auth::{self, Caller, hash_secret};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use ftl_commands::handler::{CommandError, append_metrics, handle};
+use ftl_commands::handler::{CommandError, append_metrics, append_once, handle};
 use ftl_commands::leases::{self, Lease};
 use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent};
 use ftl_domain::job::logs::{LogsAppended, validate_lines};
@@ -361,15 +361,11 @@ async fn metrics(
         })
         .collect();
     validate_points(&points).map_err(|e| RestError::command(e.into()))?;
-    append_metrics(
-        st.store.as_ref(),
-        h.job,
-        points,
-        batch.batch_id,
-        &h.metadata(),
-    )
-    .await
-    .map_err(RestError::internal)?;
+    let mut meta = h.metadata();
+    meta.request_digest = Some(body_digest(&body));
+    append_metrics(st.store.as_ref(), h.job, points, batch.batch_id, &meta)
+        .await
+        .map_err(RestError::command)?;
     ok()
 }
 
@@ -388,15 +384,20 @@ async fn logs(
     });
     let mut meta = h.metadata();
     meta.command_id = Some(batch.batch_id);
+    meta.request_digest = Some(body_digest(&body));
     let new = NewEvent::from_domain(
         ftl_domain::ids::derive_event_id(batch.batch_id, 0),
         &event,
         meta,
     );
-    st.store
-        .append(&h.job.logs_stream(), ExpectedVersion::Any, vec![new])
-        .await
-        .map_err(RestError::internal)?;
+    append_once(
+        st.store.as_ref(),
+        &h.job.logs_stream(),
+        ExpectedVersion::Any,
+        vec![new],
+    )
+    .await
+    .map_err(RestError::command)?;
     ok()
 }
 

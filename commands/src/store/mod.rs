@@ -67,6 +67,11 @@ pub struct Metadata {
     pub actor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<ProjectId>,
+    /// A digest of the request that chose `command_id` by an idempotency
+    /// key: a retry under the same key must carry the same digest, or it is
+    /// refused ([`ftl_domain::DomainError::IdempotencyKeyReused`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_digest: Option<String>,
 }
 
 /// An event ready to append.

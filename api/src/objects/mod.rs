@@ -7,6 +7,9 @@
 //! `azure_storage_account_name`, …): each scheme takes the keys of its
 //! prefix, and an unknown key of that prefix is an error.
 
+mod nofollow;
+
+pub use nofollow::{NoFollowFs, SymlinkRefused};
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
@@ -84,13 +87,14 @@ fn url_path(url: &url::Url) -> anyhow::Result<Path> {
 }
 
 /// A store rooted at `location` (a folder, created if missing, or a URL).
+/// A local folder never follows a symbolic link below its root ([`NoFollowFs`]).
 pub fn open_root(
     location: &str,
     options: &BTreeMap<String, String>,
 ) -> anyhow::Result<Arc<dyn ObjectStore>> {
     if !location.contains("://") {
         std::fs::create_dir_all(location)?;
-        return Ok(Arc::new(LocalFileSystem::new_with_prefix(location)?));
+        return Ok(Arc::new(NoFollowFs::new(location)?));
     }
     let url = url::Url::parse(location)?;
     match url.scheme() {
@@ -103,7 +107,7 @@ pub fn open_root(
                 .to_file_path()
                 .map_err(|_| anyhow::anyhow!("{location} is not a local path"))?;
             std::fs::create_dir_all(&path)?;
-            Ok(Arc::new(LocalFileSystem::new_with_prefix(path)?))
+            Ok(Arc::new(NoFollowFs::new(path)?))
         }
         other => {
             anyhow::bail!("{other}:// locations are not supported (use a folder, file:// or s3://)")
