@@ -133,31 +133,25 @@ async fn artifact_store_never_follows_links(backend: Backend) {
         "a delete went through the link"
     );
     // Listings show the plain file only.
-    let (st, body) = json_of(
-        s.http
-            .get(format!("{}/api/2.0/mlflow-artifacts/artifacts", s.base))
-            .query(&[("path", format!("{exp}/{run}/artifacts"))])
-            .bearer_auth(&key)
+    let (srv, k) = (&s, &key);
+    let list = |path: String| async move {
+        let r = srv
+            .http
+            .get(format!("{}/api/2.0/mlflow-artifacts/artifacts", srv.base))
+            .query(&[("path", path)])
+            .bearer_auth(k)
             .send()
             .await
-            .unwrap(),
-    )
-    .await;
+            .unwrap();
+        json_of(r).await
+    };
+    let (st, body) = list(format!("{exp}/{run}/artifacts")).await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(
         body["files"],
         json!([{"path": "plain.txt", "is_dir": false, "file_size": 10}])
     );
-    let (st, _) = json_of(
-        s.http
-            .get(format!("{}/api/2.0/mlflow-artifacts/artifacts", s.base))
-            .query(&[("path", format!("{exp}/{run}/artifacts/linkdir"))])
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, _) = list(format!("{exp}/{run}/artifacts/linkdir")).await;
     assert_eq!(st, 403);
 
     // Ranges: satisfiable ones are served, the others answer 416 with the size.

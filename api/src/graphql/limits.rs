@@ -42,9 +42,11 @@ impl QueryLimits {
         }
     }
 
-    /// Counts fragment spreads (`...`) and directives (`@`) in the text,
-    /// strings and comments skipped, before the parser sees it: parsing ten
-    /// thousand spreads alone takes longer than refusing should.
+    /// Counts what can be read off the text before the parser sees it —
+    /// fragment spreads (`...`), directives (`@`), aliases (`name:` in a
+    /// selection set) and top-level definitions — strings and comments
+    /// skipped: parsing ten thousand of any of them takes longer than
+    /// refusing should.
     pub fn prescan(&self, query: &str) -> Result<(), String> {
         let (mut spreads, mut directives) = (0usize, 0usize);
         // Top-level `{`: one per operation or fragment definition.
@@ -127,6 +129,8 @@ impl QueryLimits {
             operations,
             ..Cost::default()
         };
+        // Aliases and directives of fragments nobody spreads were counted in
+        // the text by `prescan`; here each use of a fragment counts.
         let mut walk = Walk {
             doc,
             limits: self,
@@ -135,18 +139,6 @@ impl QueryLimits {
         for (_, op) in doc.operations.iter() {
             cost.directives += op.node.directives.len();
             cost.add(walk.selection_set(&op.node.selection_set)?);
-            cost.within(self)?;
-        }
-        // Fragments defined but never spread still had to be parsed: their
-        // aliases and directives count once.
-        for (name, f) in &doc.fragments {
-            if walk.expanded.contains_key(name) {
-                continue;
-            }
-            cost.directives += f.node.directives.len();
-            let own = walk.own(&f.node.selection_set);
-            cost.aliases += own.aliases;
-            cost.directives += own.directives;
             cost.within(self)?;
         }
         Ok(cost)
@@ -237,26 +229,6 @@ impl<'a> Walk<'a> {
             cost.within(self.limits)?;
         }
         Ok(cost)
-    }
-
-    /// Aliases and directives written in a selection set, spreads not followed.
-    fn own(&self, set: &Positioned<SelectionSet>) -> Cost {
-        let mut cost = Cost::default();
-        for sel in &set.node.items {
-            match &sel.node {
-                Selection::Field(f) => {
-                    cost.aliases += usize::from(f.node.alias.is_some());
-                    cost.directives += f.node.directives.len();
-                    cost.add(self.own(&f.node.selection_set));
-                }
-                Selection::InlineFragment(i) => {
-                    cost.directives += i.node.directives.len();
-                    cost.add(self.own(&i.node.selection_set));
-                }
-                Selection::FragmentSpread(s) => cost.directives += s.node.directives.len(),
-            }
-        }
-        cost
     }
 }
 
@@ -376,7 +348,9 @@ mod tests {
         let e = check("{ x { ...F ...F ...F } } fragment F on T { a b c d }").unwrap_err();
         assert!(e.starts_with("selections (fragments expanded): "), "{e}");
         // Aliases inside a fragment nobody spreads still count.
-        let e = check("{ a } fragment F on T { a: x b: x c: x d: x }").unwrap_err();
+        let e = l
+            .prescan("{ a } fragment F on T { a: x b: x c: x d: x }")
+            .unwrap_err();
         assert!(e.starts_with("aliases: 4"), "{e}");
     }
 }

@@ -9,7 +9,7 @@
 
 mod nofollow;
 
-pub use nofollow::{NoFollowFs, SymlinkRefused};
+pub use nofollow::NoFollowFs;
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
