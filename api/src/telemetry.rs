@@ -40,6 +40,11 @@ pub struct ProjectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabels {
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: String,
 }
@@ -51,6 +56,8 @@ pub struct Metrics {
     pub request_seconds: Family<RequestLabels, Histogram>,
     pub projection_lag: Family<ProjectionLabels, Gauge>,
     pub projection_position: Family<ProjectionLabels, Gauge>,
+    /// 1 while this process leads a role (e.g. the reconciler), else 0.
+    pub leader: Family<RoleLabels, Gauge>,
 }
 
 impl Metrics {
@@ -84,8 +91,15 @@ impl Metrics {
             "Checkpoint of a projection",
             projection_position.clone(),
         );
+        let leader = Family::<RoleLabels, Gauge>::default();
+        registry.register(
+            "leader",
+            "Whether this process leads a role (1) or stands by (0)",
+            leader.clone(),
+        );
         Arc::new(Self {
             registry,
+            leader,
             appended_events,
             appends,
             request_seconds,

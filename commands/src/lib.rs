@@ -3,6 +3,7 @@
 
 pub mod db;
 pub mod handler;
+pub mod leader;
 pub mod leases;
 pub mod store;
 

@@ -5,8 +5,8 @@ use crate::runner::{self, Checkpointing, Cursor, Projection, ProjectionError, ch
 use crate::{DbTx, execute, views};
 use chrono::Utc;
 use ftl_commands::Db;
+use ftl_commands::leader::Leadership;
 use ftl_commands::store::DynStore;
-use sqlx::Connection;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,13 +69,7 @@ fn ddl_hash(p: &dyn Projection, postgres: bool) -> String {
 }
 
 fn lock_key(name: &str, generation: i64) -> i64 {
-    // FNV-1a: stable across builds, unlike std's hasher.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in format!("ftl-projection:{name}:{generation}").bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h as i64
+    ftl_commands::leader::lock_key("projection", name, generation)
 }
 
 impl Projections {
@@ -159,22 +153,9 @@ impl Projections {
     /// DDL hash differs), so a new version never reads an old table.
     /// Idempotent; on PostgreSQL one process at a time does it.
     pub async fn ensure(&self) -> Result<(), ProjectionError> {
-        let guard = match &self.db {
-            Db::Postgres(pool) => {
-                let mut conn = sqlx::PgConnection::connect_with(&pool.connect_options()).await?;
-                sqlx::query("SELECT pg_advisory_lock($1)")
-                    .bind(lock_key("ensure", 0))
-                    .execute(&mut conn)
-                    .await?;
-                Some(conn)
-            }
-            Db::Sqlite { .. } => None,
-        };
+        let guard = Leadership::acquire(&self.db, lock_key("ensure", 0)).await?;
         let result = self.ensure_locked().await;
-        if let Some(conn) = guard {
-            // Closing the session releases the advisory lock.
-            let _ = conn.close().await;
-        }
+        guard.release().await;
         result
     }
 
@@ -251,7 +232,7 @@ impl Projections {
 
     async fn run(&self, p: Arc<dyn Projection>, mut shutdown: watch::Receiver<bool>) {
         let mut wake = self.store.wakeups();
-        let mut leader: Option<(i64, sqlx::PgConnection)> = None;
+        let mut leader: Option<(i64, Leadership)> = None;
         // Where this runner stands, for the generation it runs; reloaded from
         // the table whenever the generation changes or a step fails.
         let mut cursor: Option<Cursor> = None;
@@ -290,11 +271,11 @@ impl Projections {
             };
             // One active runner per projection on PostgreSQL: a session
             // advisory lock on a dedicated connection (released if we die).
-            if let Db::Postgres(pool) = &self.db
-                && leader.as_ref().map(|(g, _)| *g) != Some(generation)
-            {
-                leader = None;
-                match try_lead(pool, p.name(), generation).await {
+            if leader.as_ref().map(|(g, _)| *g) != Some(generation) {
+                if let Some((_, old)) = leader.take() {
+                    old.release().await;
+                }
+                match Leadership::try_acquire(&self.db, lock_key(p.name(), generation)).await {
                     Ok(Some(conn)) => leader = Some((generation, conn)),
                     Ok(None) => {
                         self.publish_from_table(&p, generation).await;
@@ -382,8 +363,8 @@ impl Projections {
         {
             tracing::warn!(projection = p.name(), error = %e, "cannot store the checkpoint at shutdown");
         }
-        if let Some((_, conn)) = leader {
-            let _ = conn.close().await;
+        if let Some((_, held)) = leader {
+            held.release().await;
         }
     }
 
@@ -639,24 +620,6 @@ async fn wait(
         _ = wake.changed() => true,
         _ = shutdown.changed() => true,
         _ = tokio::time::sleep(poll) => false,
-    }
-}
-
-async fn try_lead(
-    pool: &sqlx::PgPool,
-    name: &str,
-    generation: i64,
-) -> Result<Option<sqlx::PgConnection>, sqlx::Error> {
-    let mut conn = sqlx::PgConnection::connect_with(&pool.connect_options()).await?;
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(lock_key(name, generation))
-        .fetch_one(&mut conn)
-        .await?;
-    if got {
-        Ok(Some(conn))
-    } else {
-        let _ = conn.close().await;
-        Ok(None)
     }
 }
 

@@ -16,5 +16,6 @@ mod chat;
 mod feedback;
 mod hardening;
 mod lab;
+mod leadership;
 mod store_contract;
 mod training;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
-const CREATE: &str = "mutation($n: String!, $c: JSON!, $d: ID!) { createTrainingJob(name: $n, config: $c, datasetId: $d) { id status } }";
+pub(crate) const CREATE: &str = "mutation($n: String!, $c: JSON!, $d: ID!) { createTrainingJob(name: $n, config: $c, datasetId: $d) { id status } }";
 const JOB: &str = "query($id: ID!) { job(id: $id) { id status failureReason error training {
     spentUsd rateUsdPerHour billableSeconds attempt recoveryCount pauseReason pausedWarning lastCheckpointStep totalSteps
     budget { maxCostUsd maxRuntimeMinutes }
@@ -25,7 +25,7 @@ const SERIES: &str = "query($j: ID!, $k: [String!]!) { metricSeries(jobId: $j, k
 const RESUME: &str =
     "mutation($id: ID!, $b: BudgetInput) { resumeJob(id: $id, newBudget: $b) { status } }";
 
-fn sft_rows() -> String {
+pub(crate) fn sft_rows() -> String {
     let words = [
         "red", "blue", "green", "gold", "gray", "pink", "teal", "plum",
     ];
@@ -37,7 +37,7 @@ fn corpus() -> String {
         .repeat(60)
 }
 
-fn config(model: &str, method: &str, steps: u64) -> Value {
+pub(crate) fn config(model: &str, method: &str, steps: u64) -> Value {
     json!({
         "model": {"name": model, "torch_dtype": "float32"},
         "lora": {"enabled": false},
