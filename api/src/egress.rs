@@ -5,6 +5,7 @@
 //! that changes after validation cannot reach inside — must be public unless
 //! an operator allowed its network.
 
+use futures::future::BoxFuture;
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -36,14 +37,51 @@ impl EgressError {
     }
 }
 
+/// Name resolution as the guard sees it: the system's resolver in service,
+/// one a test controls to play a hostile DNS.
+pub trait Lookup: Send + Sync + std::fmt::Debug {
+    fn lookup(&self, host: &str, port: u16)
+    -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>>;
+}
+
+/// The operating system's resolver (getaddrinfo, through tokio).
+#[derive(Debug)]
+pub struct SystemLookup;
+
+impl Lookup for SystemLookup {
+    fn lookup(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> {
+        let host = host.to_string();
+        Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
+    }
+}
+
 /// Which addresses outbound requests may reach.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Policy {
     /// Non-public networks allowed anyway (a vLLM on the LAN, a local Ollama).
     allowed: Vec<IpNet>,
+    lookup: Arc<dyn Lookup>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            allowed: vec![],
+            lookup: Arc::new(SystemLookup),
+        }
+    }
 }
 
 impl Policy {
+    /// The same policy resolving names with `lookup`.
+    pub fn with_lookup(self, lookup: Arc<dyn Lookup>) -> Self {
+        Self { lookup, ..self }
+    }
+
     pub fn new(allowed_networks: &[String]) -> Result<Self, String> {
         let allowed = allowed_networks
             .iter()
@@ -53,7 +91,10 @@ impl Policy {
                     .map_err(|_| format!("allowed_networks: {n:?} is not a CIDR or an address"))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { allowed })
+        Ok(Self {
+            allowed,
+            ..Self::default()
+        })
     }
 
     pub fn allows(&self, ip: IpAddr) -> bool {
@@ -124,13 +165,15 @@ impl Policy {
 }
 
 async fn resolve(policy: &Policy, host: &str, port: u16) -> Result<Vec<SocketAddr>, EgressError> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| EgressError::Unresolvable {
-            host: host.to_string(),
-            message: e.to_string(),
-        })?
-        .collect();
+    let addrs: Vec<SocketAddr> =
+        policy
+            .lookup
+            .lookup(host, port)
+            .await
+            .map_err(|e| EgressError::Unresolvable {
+                host: host.to_string(),
+                message: e.to_string(),
+            })?;
     if addrs.is_empty() {
         return Err(EgressError::Unresolvable {
             host: host.to_string(),
@@ -289,5 +332,97 @@ mod tests {
             !chain.contains("127.0.0.1"),
             "internal addresses stay unsaid: {chain}"
         );
+    }
+
+    /// A DNS the test controls: fixed answers per name, and a name whose
+    /// answer changes after its first lookup (DNS rebinding).
+    #[derive(Debug, Default)]
+    struct HostileDns {
+        rebinds: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Lookup for HostileDns {
+        fn lookup(
+            &self,
+            host: &str,
+            port: u16,
+        ) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> {
+            let ips: Vec<IpAddr> = match host {
+                "public.test" => vec!["93.184.216.34".parse().unwrap()],
+                "loopback.test" => vec!["127.0.0.1".parse().unwrap()],
+                "private.test" => vec!["10.1.2.3".parse().unwrap()],
+                "metadata.test" => vec!["169.254.169.254".parse().unwrap()],
+                "mapped.test" => vec!["::ffff:192.168.0.1".parse().unwrap()],
+                "v6local.test" => vec!["fd00::1".parse().unwrap()],
+                "mixed.test" => vec![
+                    "93.184.216.34".parse().unwrap(),
+                    "192.168.1.1".parse().unwrap(),
+                ],
+                "rebind.test" => {
+                    let n = self
+                        .rebinds
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    vec![
+                        if n == 0 { "93.184.216.34" } else { "127.0.0.1" }
+                            .parse()
+                            .unwrap(),
+                    ]
+                }
+                _ => vec![],
+            };
+            let out = ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, port))
+                .collect();
+            Box::pin(async move { Ok(out) })
+        }
+    }
+
+    #[tokio::test]
+    async fn hostile_dns_answers_are_refused() {
+        let dns = Arc::new(HostileDns::default());
+        let p = Policy::default().with_lookup(dns.clone());
+        let check = async |raw: &str| {
+            let url = p.check_url(raw).unwrap();
+            p.check_resolved(&url).await.map_err(|e| e.code())
+        };
+        assert_eq!(check("https://public.test/v1").await, Ok(()));
+        for host in [
+            "loopback.test",
+            "private.test",
+            "metadata.test",
+            "mapped.test",
+            "v6local.test",
+            "mixed.test",
+        ] {
+            assert_eq!(
+                check(&format!("https://{host}/v1")).await,
+                Err("FORBIDDEN_DESTINATION"),
+                "{host}"
+            );
+        }
+        assert_eq!(check("https://nxdomain.test/v1").await, Err("UNREACHABLE"));
+        // Rebinding: public when registered, loopback when the request
+        // connects; the connect-time check refuses it.
+        assert_eq!(check("http://rebind.test:9/v1").await, Ok(()));
+        let err = p
+            .client(Duration::from_secs(2))
+            .unwrap()
+            .get("http://rebind.test:9/v1")
+            .send()
+            .await
+            .unwrap_err();
+        let chain = format!("{:?}", anyhow::Error::from(err));
+        assert!(chain.contains("non-public"), "{chain}");
+        assert!(!chain.contains("127.0.0.1"), "{chain}");
+        assert_eq!(dns.rebinds.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // An operator's allowed network opens exactly that network.
+        let lan = Policy::new(&["10.1.2.0/24".into()])
+            .unwrap()
+            .with_lookup(dns);
+        let url = lan.check_url("https://private.test/v1").unwrap();
+        assert!(lan.check_resolved(&url).await.is_ok());
+        let url = lan.check_url("https://loopback.test/v1").unwrap();
+        assert!(lan.check_resolved(&url).await.is_err());
     }
 }

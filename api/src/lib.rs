@@ -8,6 +8,8 @@ pub mod cli;
 pub mod config;
 pub mod egress;
 pub mod exports;
+pub mod fallback;
+pub mod graphiql;
 pub mod graphql;
 pub mod mlflow;
 pub mod objects;

@@ -11,7 +11,6 @@ use actix_web::dev::Service;
 use actix_web::http::{StatusCode, header};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use async_graphql::Data;
-use async_graphql::http::GraphiQLSource;
 use async_graphql_actix_web::GraphQLSubscription;
 use std::net::TcpListener;
 use std::time::Instant;
@@ -84,6 +83,7 @@ pub async fn build_server(config: Config) -> anyhow::Result<Server> {
         App::new()
             .app_data(web::Data::new(app_state.clone()))
             .app_data(web::Data::new(schema.clone()))
+            .wrap(crate::fallback::middleware())
             .wrap(cors(&cfg))
             .wrap_fn(move |req, srv| {
                 let started = Instant::now();
@@ -112,6 +112,7 @@ pub async fn build_server(config: Config) -> anyhow::Result<Server> {
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics_route))
+            .configure(crate::graphiql::configure)
             .configure(crate::mlflow::configure)
             .configure(crate::training::worker_api::configure)
             .configure(crate::training::http::configure)
@@ -226,14 +227,7 @@ async fn graphql_get(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     if !upgrade.eq_ignore_ascii_case("websocket") {
-        return Ok(HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(
-                GraphiQLSource::build()
-                    .endpoint("/graphql")
-                    .subscription_endpoint("/graphql")
-                    .finish(),
-            ));
+        return Ok(crate::graphiql::page());
     }
     // The key may come on the upgrade request or in connection_init.
     let header_token = auth::request_key(req.headers(), false);

@@ -24,13 +24,24 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     d.deserialize_any(F64Visitor)
 }
 
-/// Parses the string spellings accepted on ingestion.
+/// What a float sent as a string may be, for error messages.
+pub const SPELLINGS: &str = "a decimal number, \"NaN\", \"Infinity\" or \"-Infinity\" \
+                             (or Python's str(): \"nan\", \"inf\", \"-inf\")";
+
+/// Parses a float sent as a string, on every ingestion path: a decimal
+/// number that fits a double, the JSON/JavaScript spellings `NaN`,
+/// `Infinity`, `-Infinity` (`+Infinity`), and exactly the spellings Python's
+/// `str(float)` writes (`nan`, `inf`, `-inf`). Nothing else: not `NAN`,
+/// `infinity` or `iNf` (which Rust's own parser takes), and not a decimal
+/// past the double range such as `1e999`, which would silently become ∞.
 pub fn parse_special(s: &str) -> Option<f64> {
     match s {
         "NaN" | "nan" => Some(f64::NAN),
-        "Infinity" | "inf" | "+Infinity" => Some(f64::INFINITY),
+        "Infinity" | "+Infinity" | "inf" => Some(f64::INFINITY),
         "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
-        _ => s.parse::<f64>().ok(),
+        // A finite result means `s` was a decimal; the special words all
+        // parse to NaN or ±∞ and are refused here.
+        _ => s.parse::<f64>().ok().filter(|v| v.is_finite()),
     }
 }
 
@@ -39,7 +50,7 @@ struct F64Visitor;
 impl Visitor<'_> for F64Visitor {
     type Value = f64;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a number or one of \"NaN\", \"Infinity\", \"-Infinity\"")
+        f.write_str(SPELLINGS)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
         Ok(v)
@@ -103,6 +114,23 @@ mod tests {
     #[test]
     fn rejects_other_strings() {
         assert!(serde_json::from_str::<JsonF64>("\"abc\"").is_err());
+        for bad in [
+            "NAN",
+            "Nan",
+            "infinity",
+            "iNf",
+            "+inf",
+            "-INFINITY",
+            "1e999",
+            " 1",
+            "",
+        ] {
+            assert_eq!(parse_special(bad).map(f64::to_bits), None, "{bad:?}");
+        }
+        assert!(parse_special("nan").is_some_and(f64::is_nan));
+        assert_eq!(parse_special("-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_special("+Infinity"), Some(f64::INFINITY));
+        assert_eq!(parse_special("-2.5e-3"), Some(-0.0025));
         assert_eq!(serde_json::from_str::<JsonF64>("3").unwrap().0, 3.0);
     }
 }

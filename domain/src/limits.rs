@@ -13,5 +13,10 @@ pub const MAX_TAG_LEN: usize = 256;
 pub const MAX_CONFIG_BYTES: usize = 256 * 1024;
 /// Length of an error message kept on a failed job.
 pub const MAX_ERROR_LEN: usize = 16 * 1024;
+/// The largest step a metric point may carry: 2^53 − 1, JavaScript's
+/// `Number.MAX_SAFE_INTEGER`. Past it a browser (and any JSON reader that
+/// decodes numbers as doubles) rounds steps to their neighbours, so two
+/// points would chart as one; such steps are refused at every entry point.
+pub const MAX_STEP: i64 = (1 << 53) - 1;
 /// Length of a client idempotency key.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;

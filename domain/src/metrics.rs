@@ -79,6 +79,12 @@ pub fn validate_points(points: &[MetricPoint]) -> Result<(), DomainError> {
                 "must be >= 0",
             ));
         }
+        if p.step > MAX_STEP {
+            return Err(DomainError::invalid(
+                format!("points[{i}].step"),
+                format!("must be at most 2^53 - 1 ({MAX_STEP}), got {}", p.step),
+            ));
+        }
     }
     Ok(())
 }
@@ -166,6 +172,12 @@ mod tests {
         assert!(validate_points(&[p("loss", 0, 1.0)]).is_ok());
         let err = validate_points(&[p("loss", 0, 1.0), p("loss", -1, 1.0)]).unwrap_err();
         assert_eq!(err, DomainError::invalid("points[1].step", "must be >= 0"));
+        // 2^53 - 1 is the last step a double holds exactly; 2^53 + 1 is not.
+        assert!(validate_points(&[p("loss", 9_007_199_254_740_991, 1.0)]).is_ok());
+        let err = validate_points(&[p("loss", 9_007_199_254_740_993, 1.0)]).unwrap_err();
+        assert!(
+            matches!(err, DomainError::InvalidInput { field, .. } if field == "points[0].step")
+        );
         let err = validate_points(&[p(&"k".repeat(MAX_METRIC_KEY_LEN + 1), 0, 1.0)]).unwrap_err();
         assert!(matches!(err, DomainError::InvalidInput { field, .. } if field == "points[0].key"));
         let many = vec![p("loss", 0, 1.0); MAX_POINTS_PER_CALL + 1];

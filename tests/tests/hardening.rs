@@ -1,7 +1,10 @@
 //! Issue 18's hardening, each item checked end to end: the artifact store
 //! never follows a symbolic link; an idempotency key reused with another
 //! request is refused; GraphQL documents over their cost limits are refused
-//! before they execute, in milliseconds; unsatisfiable ranges answer 416.
+//! before they execute, in milliseconds; unsatisfiable ranges answer 416;
+//! GraphiQL loads nothing from outside; every error body is JSON with a
+//! stable code; floats, steps and step ranges are refused where they would
+//! be misread.
 
 use crate::api::TestServer;
 use ftl_domain::project::Scope;
@@ -19,29 +22,29 @@ async fn json_of(r: reqwest::Response) -> (u16, Value) {
     (status, body)
 }
 
-/// An MLflow run of a fresh experiment: (experiment id, run id).
-async fn mlflow_run(s: &TestServer, key: &str) -> (String, String) {
-    let post = |path: &str, body: Value| {
+/// `POST /api/2.0/mlflow/{path}` with a JSON body: (status, body).
+async fn mlflow_post(s: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
+    json_of(
         s.http
             .post(format!("{}/api/2.0/mlflow/{path}", s.base))
             .bearer_auth(key)
             .json(&body)
             .send()
-    };
-    let (_, e) = json_of(
-        post("experiments/create", json!({"name": "links"}))
             .await
             .unwrap(),
     )
-    .await;
+    .await
+}
+
+/// An MLflow run of a fresh experiment: (experiment id, run id).
+async fn mlflow_run(s: &TestServer, key: &str) -> (String, String) {
+    let (_, e) = mlflow_post(s, key, "experiments/create", json!({"name": "links"})).await;
     let exp = e["experiment_id"].as_str().unwrap().to_string();
-    let (st, r) = json_of(
-        post(
-            "runs/create",
-            json!({"experiment_id": exp, "start_time": 1}),
-        )
-        .await
-        .unwrap(),
+    let (st, r) = mlflow_post(
+        s,
+        key,
+        "runs/create",
+        json!({"experiment_id": exp, "start_time": 1}),
     )
     .await;
     assert_eq!(st, 200, "{r}");
@@ -340,8 +343,279 @@ async fn graphql_bombs_are_refused_fast(backend: Backend) {
     s.stop().await;
 }
 
+/// GraphiQL's page and every script and stylesheet it names come from this
+/// server (nothing from a CDN), gzipped when the browser accepts it, under
+/// a Content Security Policy that allows this origin's scripts only.
+async fn graphiql_is_served_from_the_binary(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let r = s
+        .http
+        .get(format!("{}/graphql", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("script-src 'self';"), "{csp}");
+    let page = r.text().await.unwrap();
+    assert!(
+        !page.contains("//"),
+        "the page names something outside: {page}"
+    );
+    let assets: Vec<&str> = page
+        .split(['"', '\''])
+        .filter(|t| t.starts_with("/graphiql/"))
+        .collect();
+    // GraphiQL, its stylesheet, React, ReactDOM and the start-up script.
+    assert_eq!(assets.len(), 5, "{page}");
+    for path in assets {
+        let r = s
+            .http
+            .get(format!("{}{path}", s.base))
+            .header("accept-encoding", "gzip, deflate")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let gzipped = r
+            .headers()
+            .get("content-encoding")
+            .is_some_and(|v| v == "gzip");
+        let bytes = r.bytes().await.unwrap();
+        let text = if gzipped {
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+                .unwrap();
+            out
+        } else {
+            String::from_utf8(bytes.to_vec()).unwrap()
+        };
+        assert!(text.len() > 500, "{path}: {} bytes", text.len());
+        if path.ends_with("graphiql.min.js") {
+            assert!(gzipped, "the 1 MB bundle goes compressed");
+            assert!(text.contains("GraphiQL"));
+        }
+    }
+    // The bundles also go to a client that takes no gzip.
+    let plain = s
+        .http
+        .get(format!("{}/graphiql/react.production.min.js", s.base))
+        .header("accept-encoding", "identity")
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert!(plain.text().await.unwrap().contains("react"));
+    let (st, b) = json_of(
+        s.http
+            .get(format!("{}/graphiql/evil.js", s.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st, b["code"].as_str()), (404, Some("not_found")));
+    s.stop().await;
+}
+
+/// What actix-web itself answers (unknown routes, wrong methods, rejected
+/// query strings and paths, bodies over a limit) comes as the JSON error of
+/// the route's family with a stable code, never as text or an empty body.
+/// Registering a model with a key on a server that cannot seal keys is
+/// NOT_CONFIGURED before any name is looked up.
+async fn every_error_body_is_json(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let key = s.key("shapes", Scope::Write).await;
+    let send = |method: reqwest::Method, path: &str| {
+        s.http
+            .request(method, format!("{}{path}", s.base))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+    };
+    use reqwest::Method;
+    let cases: Vec<(Method, &str, u16, &str, &str)> = vec![
+        // (method, path, status, where the code is, the code)
+        (Method::GET, "/nowhere", 404, "/code", "not_found"),
+        (Method::DELETE, "/healthz", 404, "/code", "not_found"),
+        (
+            Method::PUT,
+            "/graphql",
+            404,
+            "/errors/0/extensions/code",
+            "NOT_FOUND",
+        ),
+        (
+            Method::PUT,
+            "/api/v1/datasets",
+            400,
+            "/code",
+            "invalid_input",
+        ),
+        (
+            Method::GET,
+            "/api/v1/jobs/not-a-uuid/checkpoints/x/files/y",
+            404,
+            "/code",
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/api/2.0/mlflow/no/such/call",
+            404,
+            "/error_code",
+            "ENDPOINT_NOT_FOUND",
+        ),
+        (
+            Method::DELETE,
+            "/api/2.0/mlflow/runs/create",
+            404,
+            "/error_code",
+            "ENDPOINT_NOT_FOUND",
+        ),
+        (
+            Method::GET,
+            "/v1/no-such-call",
+            404,
+            "/error/code",
+            "unknown_url",
+        ),
+        (
+            Method::GET,
+            "/v1/chat/completions",
+            404,
+            "/error/code",
+            "unknown_url",
+        ),
+    ];
+    for (method, path, status, pointer, code) in cases {
+        let r = send(method.clone(), path).await.unwrap();
+        let (st, b) = json_of(r).await;
+        assert_eq!(st, status, "{method} {path}: {b}");
+        assert_eq!(
+            b.pointer(pointer).and_then(Value::as_str),
+            Some(code),
+            "{method} {path}: {b}"
+        );
+        let message = ["/message", "/errors/0/message", "/error/message"]
+            .iter()
+            .find_map(|p| b.pointer(p).and_then(Value::as_str))
+            .unwrap_or("");
+        assert!(!message.is_empty(), "{method} {path}: no message in {b}");
+    }
+    // A body past the worker protocol's 16 MiB limit: 413 with a code, not text.
+    let r = s
+        .http
+        .post(format!("{}/api/v1/worker/claim", s.base))
+        .body(vec![b'x'; (16 << 20) + 1])
+        .send()
+        .await
+        .unwrap();
+    let st = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let b: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({st}): {text}"));
+    assert!(b["code"].is_string(), "{st}: {b}");
+
+    // No `[secrets] encryption_key` here: a key cannot be sealed, and that is
+    // said before the (unresolvable) name is looked up.
+    let register = "mutation($i: ExternalModelInput!) { registerExternalModel(input: $i) { id } }";
+    let input = |api_key: Option<&str>| {
+        json!({"i": {"name": "remote", "provider": "openai", "baseUrl": "https://unresolvable.invalid/v1",
+                      "remoteModel": "gpt-4o-mini", "apiKey": api_key}})
+    };
+    assert_eq!(
+        s.code(Some(&key), register, input(Some("sk-test"))).await,
+        "NOT_CONFIGURED"
+    );
+    // Without a key the name is looked up, and fails as a name.
+    assert_ne!(
+        s.code(Some(&key), register, input(None)).await,
+        "NOT_CONFIGURED"
+    );
+    s.stop().await;
+}
+
+/// Floats sent as strings take exactly the documented spellings; steps past
+/// 2^53 - 1 are refused (GraphQL and MLflow), not rounded; a step range
+/// that ends before it starts is an error, not an empty series.
+async fn floats_steps_and_ranges_are_read_exactly(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let key = s.key("floats", Scope::Write).await;
+    let job = s
+        .ok(
+            &key,
+            "mutation { createJob(name: \"f\") { id } }",
+            json!({}),
+        )
+        .await["createJob"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log = |points: Value| s.gql(Some(&key), LOG, json!({"j": job, "p": points}));
+    for bad in ["NAN", "infinity", "iNf", "1e999", "nan "] {
+        let (_, b) = log(json!([{"key": "l", "step": 1, "value": bad}])).await;
+        let msg = b["errors"][0]["message"].as_str().unwrap_or("");
+        assert!(msg.contains("NaN") && msg.contains("nan"), "{bad:?}: {b}");
+    }
+    let (_, b) = log(json!([
+        {"key": "l", "step": 1, "value": "nan"}, {"key": "l", "step": 2, "value": "-inf"},
+        {"key": "l", "step": 9_007_199_254_740_991_i64, "value": 1.5}
+    ]))
+    .await;
+    assert_eq!(b["data"]["logMetrics"]["accepted"], 3, "{b}");
+    let (_, b) = log(json!([{"key": "l", "step": 9_007_199_254_740_993_i64, "value": 1}])).await;
+    assert_eq!(b["errors"][0]["extensions"]["code"], "INVALID_INPUT", "{b}");
+    assert_eq!(
+        b["errors"][0]["extensions"]["field"], "points[0].step",
+        "{b}"
+    );
+
+    let (_, run) = mlflow_run(&s, &key).await;
+    let (st, b) = mlflow_post(
+        &s,
+        &key,
+        "runs/log-metric",
+        json!({"run_id": run, "key": "m", "value": 1, "timestamp": 1, "step": "9007199254740993"}),
+    )
+    .await;
+    assert_eq!(
+        (st, b["error_code"].as_str()),
+        (400, Some("INVALID_PARAMETER_VALUE")),
+        "{b}"
+    );
+    let (st, b) = mlflow_post(
+        &s,
+        &key,
+        "runs/log-metric",
+        json!({"run_id": run, "key": "m", "value": "INFINITY", "timestamp": 1}),
+    )
+    .await;
+    assert_eq!(
+        (st, b["error_code"].as_str()),
+        (400, Some("BAD_REQUEST")),
+        "{b}"
+    );
+
+    let series = "query($j: ID!, $f: Int, $t: Int) { metricSeries(jobId: $j, keys: [\"l\"], fromStep: $f, toStep: $t) { points { step count } } }";
+    let (_, b) = s
+        .gql(Some(&key), series, json!({"j": job, "f": 5, "t": 2}))
+        .await;
+    assert_eq!(b["errors"][0]["extensions"]["code"], "INVALID_INPUT", "{b}");
+    let d = s.ok(&key, series, json!({"j": job, "f": 2, "t": 2})).await;
+    assert_eq!(d["metricSeries"][0]["points"][0]["step"], 2, "{d}");
+    s.stop().await;
+}
+
 e2e!(
     artifact_store_never_follows_links,
     idempotency_keys_name_one_request,
-    graphql_bombs_are_refused_fast
+    graphql_bombs_are_refused_fast,
+    graphiql_is_served_from_the_binary,
+    every_error_body_is_json,
+    floats_steps_and_ranges_are_read_exactly
 );

@@ -328,15 +328,9 @@ impl ChatMutation {
     ) -> async_graphql::Result<Model> {
         let c = caller(ctx, Scope::Write)?;
         let st = state(ctx)?;
-        let url = st
-            .egress
-            .check_url(&input.base_url)
-            .map_err(|e| gql_error_code(e.code(), e.to_string()))?;
-        st.egress
-            .check_resolved(&url)
-            .await
-            .map_err(|e| gql_error_code(e.code(), e.to_string()))?;
         let id = ModelId(Uuid::new_v4());
+        // The key is sealed first: a server without `[secrets]
+        // encryption_key` refuses before anything reaches the network (DNS).
         let api_key_sealed = match input.api_key.as_deref().map(str::trim) {
             Some(k) if !k.is_empty() => {
                 if k.len() > 4096 {
@@ -349,6 +343,14 @@ impl ChatMutation {
             }
             _ => None,
         };
+        let url = st
+            .egress
+            .check_url(&input.base_url)
+            .map_err(|e| gql_error_code(e.code(), e.to_string()))?;
+        st.egress
+            .check_resolved(&url)
+            .await
+            .map_err(|e| gql_error_code(e.code(), e.to_string()))?;
         let (capabilities, capabilities_source) = match input.capabilities {
             Some(cap) => (
                 Capabilities {

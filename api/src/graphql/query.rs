@@ -179,6 +179,14 @@ impl Query {
                 ),
             ));
         }
+        if let (Some(from), Some(to)) = (from_step, to_step)
+            && from > to
+        {
+            return Err(gql_error(
+                Code::InvalidInput,
+                format!("fromStep ({from}) is after toStep ({to}): the range is empty"),
+            ));
+        }
         owned_job(ctx, id, Scope::Read).await?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {

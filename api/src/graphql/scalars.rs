@@ -19,7 +19,8 @@ impl ScalarType for MetricFloat {
                 .map(MetricFloat)
                 .ok_or_else(|| {
                     InputValueError::custom(format!(
-                        "{s:?} is not a number, \"NaN\", \"Infinity\" or \"-Infinity\""
+                        "{s:?} is not {}",
+                        ftl_domain::float_json::SPELLINGS
                     ))
                 }),
             _ => Err(InputValueError::expected_type(value)),

@@ -549,6 +549,12 @@ impl MetricMsg {
                 "Got invalid step {step} for metric '{key}' (value={value}). Steps must be nonnegative here."
             )));
         }
+        if step > ftl_domain::limits::MAX_STEP {
+            return Err(MlflowError::invalid(format!(
+                "Got invalid step {step} for metric '{key}' (value={value}). Steps must be at most 2^53 - 1 ({}) here, so that every client reads them exactly.",
+                ftl_domain::limits::MAX_STEP
+            )));
+        }
         Ok(MetricPoint {
             key,
             step,

@@ -193,23 +193,23 @@ pub struct KeyValueMsg {
     pub value: Option<String>,
 }
 
-/// A double field: a JSON number or `"NaN"`, `"Infinity"`, `"-Infinity"`
-/// (proto3 JSON), or a decimal string.
+/// A double field: a JSON number, or a string as
+/// `ftl_domain::float_json::parse_special` reads it (proto3 JSON's `"NaN"`,
+/// `"Infinity"`, `"-Infinity"`, a decimal, Python's `"nan"`/`"inf"`).
 pub fn double<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     match d.deserialize_any(ScalarVisitor)? {
         Scalar::Null => Ok(None),
         Scalar::Int(n) => Ok(Some(n as f64)),
         Scalar::Float(f) => Ok(Some(f)),
-        Scalar::Str(s) => match s.as_ref() {
-            "NaN" => Ok(Some(f64::NAN)),
-            "Infinity" => Ok(Some(f64::INFINITY)),
-            "-Infinity" => Ok(Some(f64::NEG_INFINITY)),
-            other => other
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| serde::de::Error::custom(format!("expected a double, got {s:?}"))),
-        },
+        // Surrounding blanks are allowed, as Python's float() allows them.
+        Scalar::Str(s) => ftl_domain::float_json::parse_special(s.trim())
+            .map(Some)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "expected {}, got {s:?}",
+                    ftl_domain::float_json::SPELLINGS
+                ))
+            }),
     }
 }
 
