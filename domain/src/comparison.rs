@@ -158,6 +158,20 @@ pub struct Shown {
     /// Display position (0-based).
     pub position: usize,
     pub preference: Preference,
+    /// The voter's ratings of this answer in this comparison (clarity,
+    /// accuracy, conciseness, overall: those given), `{}` when unrated.
+    pub ratings: Value,
+}
+
+/// One vote as the export reads it: a compared prompt, what was shown, who
+/// voted and when (RFC 3339).
+#[derive(Debug, Clone, Copy)]
+pub struct Vote<'a> {
+    pub comparison_id: &'a str,
+    pub context: &'a [ChatMessage],
+    pub shown: &'a [Shown],
+    pub rater: &'a str,
+    pub created_at: &'a str,
 }
 
 /// One preference pair with its metadata.
@@ -169,21 +183,21 @@ pub struct Pair {
     pub chosen: Shown,
     pub rejected: Shown,
     pub rater: String,
+    pub created_at: String,
 }
 
 /// Pair expansion of one vote: the preferred answer with each rejected one
 /// (and each neutral one with `neutral_as_rejected`), in display order.
-pub fn pairs(
-    comparison_id: &str,
-    context: &[ChatMessage],
-    shown: &[Shown],
-    rater: &str,
-    neutral_as_rejected: bool,
-) -> Vec<Pair> {
-    let Some(chosen) = shown.iter().find(|s| s.preference == Preference::Preferred) else {
+pub fn pairs(v: &Vote, neutral_as_rejected: bool) -> Vec<Pair> {
+    let Some(chosen) = v
+        .shown
+        .iter()
+        .find(|s| s.preference == Preference::Preferred)
+    else {
         return vec![];
     };
-    let mut others: Vec<&Shown> = shown
+    let mut others: Vec<&Shown> = v
+        .shown
         .iter()
         .filter(|s| {
             s.preference == Preference::Rejected
@@ -195,12 +209,13 @@ pub fn pairs(
         .into_iter()
         .enumerate()
         .map(|(i, r)| Pair {
-            comparison_id: comparison_id.to_string(),
+            comparison_id: v.comparison_id.to_string(),
             pair_index: i,
-            context: context.to_vec(),
+            context: v.context.to_vec(),
             chosen: chosen.clone(),
             rejected: r.clone(),
-            rater: rater.to_string(),
+            rater: v.rater.to_string(),
+            created_at: v.created_at.to_string(),
         })
         .collect()
 }
@@ -208,48 +223,43 @@ pub fn pairs(
 /// The grouped record of one vote (§4, `ftl_preference_grouped`): the
 /// preferred answer and every rejected one (neutral ones too with
 /// `neutral_as_rejected`) in display order; `None` without a preferred one.
-pub fn grouped(
-    comparison_id: &str,
-    context: &[ChatMessage],
-    shown: &[Shown],
-    rater: &str,
-    neutral_as_rejected: bool,
-) -> Option<Value> {
-    let expanded = pairs(comparison_id, context, shown, rater, neutral_as_rejected);
+pub fn grouped(v: &Vote, neutral_as_rejected: bool) -> Option<Value> {
+    let expanded = pairs(v, neutral_as_rejected);
     let chosen = &expanded.first()?.chosen;
     Some(json!({
-        "prompt": context,
+        "prompt": v.context,
         "chosen": reply(&chosen.content),
         "rejected": expanded.iter().map(|p| reply(&p.rejected.content)).collect::<Vec<_>>(),
-        "metadata": {"comparison_id": comparison_id, "chosen_model": chosen.model,
+        "metadata": {"comparison_id": v.comparison_id, "chosen_model": chosen.model,
                      "rejected_models": expanded.iter().map(|p| p.rejected.model.clone()).collect::<Vec<_>>(),
-                     "rater": rater},
+                     "rater": v.rater, "created_at": v.created_at},
     }))
 }
 
 /// KTO rows of one vote (§4): the preferred answer `label: true`, each
 /// rejected one `label: false`, neutral ones left out; none without a
 /// preferred answer.
-pub fn kto(
-    comparison_id: &str,
-    context: &[ChatMessage],
-    shown: &[Shown],
-    rater: &str,
-) -> Vec<Value> {
-    if !shown.iter().any(|s| s.preference == Preference::Preferred) {
+pub fn kto(v: &Vote) -> Vec<Value> {
+    if !v
+        .shown
+        .iter()
+        .any(|s| s.preference == Preference::Preferred)
+    {
         return vec![];
     }
-    let mut rows: Vec<&Shown> = shown
+    let mut rows: Vec<&Shown> = v
+        .shown
         .iter()
         .filter(|s| s.preference != Preference::Neutral)
         .collect();
     rows.sort_by_key(|s| s.position);
     rows.into_iter()
         .map(|s| {
-            json!({"prompt": context, "completion": reply(&s.content),
+            json!({"prompt": v.context, "completion": reply(&s.content),
                    "label": s.preference == Preference::Preferred,
-                   "metadata": {"comparison_id": comparison_id, "model": s.model,
-                                "response_id": s.response_id, "rater": rater}})
+                   "metadata": {"comparison_id": v.comparison_id, "model": s.model,
+                                "response_id": s.response_id, "rater": v.rater,
+                                "created_at": v.created_at, "ratings": s.ratings}})
         })
         .collect()
 }
@@ -270,7 +280,8 @@ impl Pair {
             "comparison_id": self.comparison_id, "pair_index": self.pair_index,
             "chosen_model": self.chosen.model, "rejected_model": self.rejected.model,
             "chosen_response_id": self.chosen.response_id, "rejected_response_id": self.rejected.response_id,
-            "rater": self.rater,
+            "rater": self.rater, "created_at": self.created_at,
+            "ratings": {"chosen": self.chosen.ratings, "rejected": self.rejected.ratings},
         })
     }
 
@@ -311,6 +322,19 @@ mod tests {
             content: format!("answer of {model}"),
             position,
             preference,
+            ratings: json!({"overall": position + 1}),
+        }
+    }
+
+    const AT: &str = "2026-12-01T10:00:00.000Z";
+
+    fn vote<'a>(shown: &'a [Shown], ctx: &'a [ChatMessage]) -> Vote<'a> {
+        Vote {
+            comparison_id: "cmp_7",
+            context: ctx,
+            shown,
+            rater: "usr_3",
+            created_at: AT,
         }
     }
 
@@ -333,7 +357,7 @@ mod tests {
     fn pair_expansion_follows_the_worked_example() {
         // cmp_7: base neutral, ft-v1 preferred, ft-v2 rejected, ref rejected.
         let (s, ctx) = worked_example();
-        let p = pairs("cmp_7", &ctx, &s, "usr_3", false);
+        let p = pairs(&vote(&s, &ctx), false);
         let got: Vec<(usize, &str, &str)> = p
             .iter()
             .map(|p| {
@@ -345,7 +369,7 @@ mod tests {
             })
             .collect();
         assert_eq!(got, vec![(0, "ft-v1", "ft-v2"), (1, "ft-v1", "ref")]);
-        let with_neutral = pairs("cmp_7", &ctx, &s, "usr_3", true);
+        let with_neutral = pairs(&vote(&s, &ctx), true);
         let rejected: Vec<&str> = with_neutral
             .iter()
             .map(|p| p.rejected.model.as_str())
@@ -360,25 +384,34 @@ mod tests {
                 x
             })
             .collect();
-        assert!(pairs("cmp_7", &ctx, &tie, "usr_3", true).is_empty());
+        assert!(pairs(&vote(&tie, &ctx), true).is_empty());
         let row = p[0].trl();
         assert_eq!(row["chosen"][0]["content"], "answer of ft-v1");
         assert_eq!(row["metadata"]["pair_index"], 0);
+        // formats.md §4: every pair row carries created_at and both ratings.
+        assert_eq!(row["metadata"]["created_at"], AT);
+        assert_eq!(
+            row["metadata"]["ratings"],
+            json!({"chosen": {"overall": 2}, "rejected": {"overall": 3}})
+        );
         let (dpo, meta) = p[1].openai_dpo();
         assert_eq!(dpo["non_preferred_output"][0]["content"], "answer of ref");
         assert!(dpo.get("metadata").is_none(), "OpenAI validates its keys");
         assert_eq!(meta["rejected_model"], "ref");
+        assert_eq!(meta["ratings"]["rejected"], json!({"overall": 4}));
     }
 
     #[test]
     fn grouped_and_kto_follow_the_worked_example() {
         // cmp_7 again: grouped 1 record (ft-v1 over [ft-v2, ref]); KTO 3 rows.
         let (s, ctx) = worked_example();
-        let g = grouped("cmp_7", &ctx, &s, "usr_3", false).unwrap();
+        let g = grouped(&vote(&s, &ctx), false).unwrap();
+        assert_eq!(g["metadata"]["created_at"], AT);
         assert_eq!(g["chosen"][0]["content"], "answer of ft-v1");
         assert_eq!(g["metadata"]["rejected_models"], json!(["ft-v2", "ref"]));
         assert_eq!(g["rejected"][1][0]["content"], "answer of ref");
-        let k = kto("cmp_7", &ctx, &s, "usr_3");
+        let k = kto(&vote(&s, &ctx));
+        assert_eq!(k[0]["metadata"]["created_at"], AT);
         let got: Vec<(&str, bool)> = k
             .iter()
             .map(|r| {
@@ -397,8 +430,8 @@ mod tests {
                 x
             })
             .collect();
-        assert!(grouped("cmp_7", &ctx, &tie, "usr_3", true).is_none());
-        assert!(kto("cmp_7", &ctx, &tie, "usr_3").is_empty());
+        assert!(grouped(&vote(&tie, &ctx), true).is_none());
+        assert!(kto(&vote(&tie, &ctx)).is_empty());
         // The spec's split example at the default 0.9.
         let train: Vec<bool> = ["cmp_001", "cmp_002", "cmp_003", "cmp_004", "cmp_005"]
             .iter()

@@ -174,6 +174,8 @@ const FORMATS: &[&str] = &[
 ];
 const U32_MAX: i64 = 4_294_967_295;
 const BIG: i64 = i64::MAX;
+/// Step counts: a step is a metric point's step, at most 2^53 − 1.
+const STEPS: i64 = crate::limits::MAX_STEP;
 
 #[rustfmt::skip]
 const FIELDS: &[Field] = &[
@@ -189,11 +191,11 @@ const FIELDS: &[Field] = &[
     Field("tokenizer.chat_template", Kind::Str, true, "null"),
     Field("training.method", Kind::Enum(METHODS), false, "\"sft\""),
     Field("training.num_epochs", Kind::Num(0.0, true, f64::MAX, false), false, "3"),
-    Field("training.max_steps", Kind::Int(1, BIG), true, "null"),
+    Field("training.max_steps", Kind::Int(1, STEPS), true, "null"),
     Field("training.learning_rate", Kind::Num(0.0, true, 1.0, false), false, "0.0002"),
     Field("training.batch_size", Kind::Int(1, 4096), false, "4"),
     Field("training.gradient_accumulation_steps", Kind::Int(1, 1024), false, "1"),
-    Field("training.warmup_steps", Kind::Int(0, BIG), false, "100"),
+    Field("training.warmup_steps", Kind::Int(0, STEPS), false, "100"),
     Field("training.warmup_ratio", Kind::Num(0.0, false, 1.0, true), true, "null"),
     Field("training.lr_scheduler_type", Kind::Enum(&["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"]), false, "\"cosine\""),
     Field("training.optim", Kind::Enum(&["adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit", "sgd"]), false, "\"paged_adamw_8bit\""),
@@ -209,7 +211,7 @@ const FIELDS: &[Field] = &[
     Field("training.bf16", Kind::Bool, false, "true"),
     Field("training.fp16", Kind::Bool, false, "false"),
     Field("training.gradient_checkpointing", Kind::Bool, false, "true"),
-    Field("training.logging_steps", Kind::Int(1, BIG), false, "10"),
+    Field("training.logging_steps", Kind::Int(1, STEPS), false, "10"),
     Field("training.group_by_length", Kind::Bool, false, "false"),
     Field("training.dataloader_num_workers", Kind::Int(0, 64), false, "4"),
     Field("training.dataloader_prefetch_factor", Kind::Int(1, BIG), true, "2"),
@@ -244,15 +246,15 @@ const FIELDS: &[Field] = &[
     Field("data.strategy", Kind::Str, false, "\"standard\""),
     Field("data.generation_type", Kind::Str, false, "\"real\""),
     Field("evaluation.strategy", Kind::Enum(&["no", "steps", "epoch"]), false, "\"steps\""),
-    Field("evaluation.eval_steps", Kind::Int(1, BIG), false, "500"),
+    Field("evaluation.eval_steps", Kind::Int(1, STEPS), false, "500"),
     Field("evaluation.eval_batch_size", Kind::Int(1, 4096), true, "null"),
     Field("evaluation.metrics", Kind::StrList, false, "[\"eval_loss\", \"eval_perplexity\"]"),
     Field("evaluation.predictions.enabled", Kind::Bool, false, "false"),
     Field("evaluation.predictions.sample_count", Kind::Int(1, 100), false, "5"),
     Field("evaluation.predictions.frequency", Kind::Enum(&["epoch", "eval", "steps"]), false, "\"eval\""),
-    Field("evaluation.predictions.step_interval", Kind::Int(1, BIG), true, "null"),
+    Field("evaluation.predictions.step_interval", Kind::Int(1, STEPS), true, "null"),
     Field("checkpoint.save_strategy", Kind::Enum(&["no", "steps", "epoch", "time"]), false, "\"steps\""),
-    Field("checkpoint.save_steps", Kind::Int(1, BIG), true, "500"),
+    Field("checkpoint.save_steps", Kind::Int(1, STEPS), true, "500"),
     Field("checkpoint.save_minutes", Kind::Int(1, BIG), true, "null"),
     Field("checkpoint.save_total_limit", Kind::Int(1, BIG), true, "3"),
     Field("checkpoint.save_on_pause", Kind::Bool, false, "true"),
@@ -260,7 +262,7 @@ const FIELDS: &[Field] = &[
     Field("checkpoint.greater_is_better", Kind::Bool, false, "false"),
     Field("checkpoint.resume.from", Kind::Enum(&["none", "latest", "best", "checkpoint", "step"]), false, "\"none\""),
     Field("checkpoint.resume.checkpoint_id", Kind::Str, true, "null"),
-    Field("checkpoint.resume.step", Kind::Int(0, BIG), true, "null"),
+    Field("checkpoint.resume.step", Kind::Int(0, STEPS), true, "null"),
     Field("budget.max_cost_usd", Kind::Num(0.0, true, f64::MAX, false), true, "null"),
     Field("budget.max_runtime_minutes", Kind::Int(1, BIG), true, "null"),
     Field("budget.alert_thresholds_percent", Kind::IntList(1, 100), false, "[50, 80, 100]"),
@@ -486,28 +488,35 @@ fn check_value(path: &str, kind: Kind, value: &Value, issues: &mut Vec<Issue>) {
         Kind::Str if !value.is_string() => issues.push(invalid_type("a string")),
         Kind::Bool if !value.is_boolean() => issues.push(invalid_type("a boolean")),
         Kind::Str | Kind::Bool => {}
-        Kind::Int(min, max) => match value.as_i64() {
-            None if value.as_f64().is_some_and(|f| f.fract() == 0.0) => {
-                check_value(path, kind, &json!(value.as_f64().map(|f| f as i64)), issues)
-            }
-            None => issues.push(invalid_type("an integer")),
-            Some(n) if n < min || n > max => {
-                let message = if max == BIG {
-                    format!("{name} must be >= {min} (got {n})")
-                } else {
-                    format!("{name} must be >= {min} and <= {max} (got {n})")
-                };
-                let mut i = Issue::new(Severity::Error, path, "out_of_range", message);
-                i.value = Some(value.clone());
-                i.constraint = Some(if max == BIG {
-                    json!({"minimum": min})
-                } else {
-                    json!({"minimum": min, "maximum": max})
+        Kind::Int(min, max) => {
+            // Integers past i64 (u64, or integral floats such as 1e20) are
+            // out of range, not saturated into it.
+            let n: Option<i128> = value
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| value.as_u64().map(i128::from))
+                .or_else(|| {
+                    value
+                        .as_f64()
+                        .filter(|f| f.is_finite() && f.fract() == 0.0)
+                        .map(|f| f as i128)
                 });
-                issues.push(i);
+            match n {
+                None => issues.push(invalid_type("an integer")),
+                Some(n) if n < i128::from(min) || n > i128::from(max) => {
+                    let message = if max == BIG {
+                        format!("{name} must be >= {min} and fit a 64-bit integer (got {n})")
+                    } else {
+                        format!("{name} must be >= {min} and <= {max} (got {n})")
+                    };
+                    let mut i = Issue::new(Severity::Error, path, "out_of_range", message);
+                    i.value = Some(value.clone());
+                    i.constraint = Some(json!({"minimum": min, "maximum": max}));
+                    issues.push(i);
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
-        },
+        }
         Kind::Num(min, min_excl, max, max_excl) => match value.as_f64() {
             None => issues.push(invalid_type("a number")),
             Some(x) => {
@@ -1010,6 +1019,8 @@ fn estimate(config: &Value, ctx: &Context, issues: &mut Vec<Issue>) -> Estimates
     let model = ctx.trainer.models.as_ref().and_then(|models| {
         text(config, "model.name").and_then(|n| models.iter().find(|m| m.id == n))
     });
+    // max_steps fixes the step count with or without a dataset.
+    out.total_steps = int(config, "training.max_steps").map(|s| s.max(1) as u64);
     if let Some(dataset) = &ctx.dataset {
         let mut examples = dataset.examples;
         if let Some(max) = int(config, "data.max_samples") {

@@ -1249,10 +1249,49 @@ async fn training_config_validation(backend: Backend) {
         json!(0.0002)
     );
     assert_eq!(
-        a["estimates"]["totalSteps"],
-        Value::Null,
-        "no dataset, no step estimate"
+        a["estimates"]["totalSteps"], 50,
+        "max_steps fixes the step count without a dataset"
     );
+    // As strict as creation: the GPU must be in the catalog, and a step count
+    // past what a step can be (2^53 - 1; here past i64 too) is out of range
+    // rather than saturated and dropped.
+    let issue_codes = |v: &Value| -> Vec<(String, String)> {
+        v["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["path"].as_str().unwrap().into(),
+                    i["code"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let mut gpu = good.clone();
+    gpu["resources"] = json!({"provider": "local", "gpu_type": "H9000"});
+    let v = s.ok(&key, q, json!({"c": gpu})).await["validateTrainingConfig"].clone();
+    assert_eq!(v["valid"], false, "{v}");
+    assert!(
+        issue_codes(&v)
+            .iter()
+            .any(|(p, _)| p == "resources.gpu_type"),
+        "{v}"
+    );
+    for steps in [
+        json!(1e20),
+        json!(18_446_744_073_709_551_615_u64),
+        json!(9_007_199_254_740_992_i64),
+    ] {
+        let mut big = good.clone();
+        big["training"]["max_steps"] = steps.clone();
+        let v = s.ok(&key, q, json!({"c": big})).await["validateTrainingConfig"].clone();
+        assert_eq!(
+            issue_codes(&v),
+            vec![("training.max_steps".to_string(), "out_of_range".to_string())],
+            "{steps}: {v}"
+        );
+    }
     let reordered = json!({"training": {"max_steps": 50, "bf16": false, "optim": "adamw_torch"}, "lora": {"enabled": false},
                            "model": {"torch_dtype": "auto", "name": "ftl/byte-transformer-tiny"}});
     let b = s.ok(&key, q, json!({"c": reordered})).await["validateTrainingConfig"].clone();

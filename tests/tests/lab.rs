@@ -145,6 +145,37 @@ async fn comparison_lab_to_dpo(backend: Backend) {
         bob["prompts"][2]["responses"][0]["predictionId"]
     );
 
+    // ann rates the two answers of prompt 1 inside the comparison; the
+    // pair rows carry her ratings of both (formats.md §4).
+    let rate = "mutation($p: ID!, $a: AxesInput!, $c: ID, $r: String) { ratePrediction(predictionId: $p, axes: $a, comparisonId: $c, rater: $r) { id } }";
+    let shown = &ann["prompts"][1]["responses"];
+    for (pos, axes) in [
+        (0, json!({"clarity": 4, "overall": 5})),
+        (1, json!({"overall": 2})),
+    ] {
+        s.ok(
+            &key,
+            rate,
+            json!({"p": shown[pos]["predictionId"], "a": axes, "c": id, "r": "ann"}),
+        )
+        .await;
+    }
+    // A comparison that is not there, or is another project's, is NOT_FOUND.
+    let other = s.key("lab-other", Scope::Write).await;
+    for (k, c) in [
+        (&key, uuid::Uuid::new_v4().to_string()),
+        (&other, id.clone()),
+    ] {
+        assert_eq!(
+            s.code(
+                Some(k),
+                rate,
+                json!({"p": shown[0]["predictionId"], "a": {"overall": 1}, "c": c, "r": "ann"})
+            )
+            .await,
+            "NOT_FOUND"
+        );
+    }
     let trl = s
         .ok(
             &key,
@@ -165,6 +196,19 @@ async fn comparison_lab_to_dpo(backend: Backend) {
     let first = &lines[0];
     assert_eq!(first["metadata"]["comparison_id"], format!("{id}:1"));
     assert_eq!(first["prompt"][0]["content"], "say blue");
+    assert_eq!(
+        first["metadata"]["ratings"],
+        json!({"chosen": {"clarity": 4, "overall": 5}, "rejected": {"overall": 2}})
+    );
+    let voted_at = first["metadata"]["created_at"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(voted_at).is_ok(),
+        "{voted_at}"
+    );
+    assert_eq!(
+        lines[1]["metadata"]["ratings"],
+        json!({"chosen": {}, "rejected": {}})
+    );
     assert_eq!(
         first["chosen"][0]["content"], ann["prompts"][1]["responses"][0]["content"],
         "chosen is what ann preferred (position 0)"
@@ -235,6 +279,7 @@ async fn comparison_lab_to_dpo(backend: Backend) {
     );
     for g in &grouped {
         assert_eq!(g["chosen"][0]["role"], "assistant");
+        assert!(g["metadata"]["created_at"].is_string(), "{g}");
         assert_eq!(
             g["metadata"]["rejected_models"].as_array().unwrap().len(),
             g["rejected"].as_array().unwrap().len()

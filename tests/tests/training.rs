@@ -471,6 +471,25 @@ async fn managed_training_end_to_end(backend: Backend) {
         .clone();
     assert_eq!(g["text"], "teal teal teal", "{g}");
     assert_eq!(g["finishReason"], "stop");
+    // Sampling parameters out of range are refused, naming the parameter,
+    // as the chat portal refuses them.
+    let sample = "query($m: ID!, $t: Float!, $p: Float!) { generate(modelId: $m, prompt: \"x\", temperature: $t, topP: $p) { text } }";
+    for (t, p, field) in [
+        (1e300, 1.0, "temperature"),
+        (2.5, 1.0, "temperature"),
+        (-0.1, 1.0, "temperature"),
+        (1.0, 0.0, "top_p"),
+        (1.0, 1.5, "top_p"),
+    ] {
+        let (_, b) = s
+            .gql(Some(&key), sample, json!({"m": m["id"], "t": t, "p": p}))
+            .await;
+        assert_eq!(
+            b["errors"][0]["extensions"]["code"], "INVALID_INPUT",
+            "{t} {p}: {b}"
+        );
+        assert_eq!(b["errors"][0]["extensions"]["field"], field, "{b}");
+    }
 
     // The GPU selection screen.
     let gpus = s

@@ -393,6 +393,12 @@ pub fn check(messages: &[ChatMessage], p: &GenerateParams) -> Result<(), Refusal
             ));
         }
     }
+    check_sampling(p)
+}
+
+/// Checks sampling parameters alone (`generate` on a local model too):
+/// max_tokens, temperature in [0, 2], top_p in (0, 1], up to 4 stops.
+pub fn check_sampling(p: &GenerateParams) -> Result<(), Refusal> {
     if p.max_tokens == 0 || p.max_tokens > MAX_TOKENS {
         return Err(refuse(
             "max_tokens",

@@ -165,15 +165,7 @@ async fn start_chat(
         })
         .collect();
     let params = params_of(params)?;
-    chat::check(&messages, &params).map_err(|r| {
-        let code = if r.limit {
-            Code::LimitExceeded
-        } else {
-            Code::InvalidInput
-        };
-        let field = r.field;
-        gql_error(code, r.message).extend_with(move |_, e| e.set("field", field))
-    })?;
+    chat::check(&messages, &params).map_err(super::errors::refusal)?;
     let model = chat::open(&st, c.project_id, id)
         .await
         .map_err(chat_error)?

@@ -497,6 +497,9 @@ impl ComparisonMutation {
                 .map_err(internal)?
                 .ok_or_else(|| gql_error(Code::NotFound, "comparison not found"))?;
             let responses = view::responses(&st.db, id).await.map_err(internal)?;
+            let ratings = ftl_projections::views::predictions::comparison_ratings(&st.db, id)
+                .await
+                .map_err(internal)?;
             for v in view::votes(&st.db, id).await.map_err(internal)? {
                 let i = v.prompt_index as usize;
                 let order = cmp::column_order(id, i as u32, session.model_ids.len());
@@ -518,28 +521,31 @@ impl ComparisonMutation {
                                 .get(model)
                                 .copied()
                                 .unwrap_or(Preference::Neutral),
+                            ratings: ratings
+                                .get(&(r.prediction_id, v.rater.clone()))
+                                .cloned()
+                                .unwrap_or_else(|| serde_json::json!({})),
                         })
                     })
                     .collect();
                 let context = session.prompts.get(i).cloned().unwrap_or_default();
                 let compared = format!("{id}:{i}");
+                let created_at = v.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let vote = cmp::Vote {
+                    comparison_id: &compared,
+                    context: &context,
+                    shown: &shown,
+                    rater: &v.rater,
+                    created_at: &created_at,
+                };
                 match format {
                     PreferenceFormat::Grouped => records.extend(
-                        cmp::grouped(&compared, &context, &shown, &v.rater, neutral_as_rejected)
-                            .map(|r| (compared.clone(), r)),
+                        cmp::grouped(&vote, neutral_as_rejected).map(|r| (compared.clone(), r)),
                     ),
-                    PreferenceFormat::Kto => records.extend(
-                        cmp::kto(&compared, &context, &shown, &v.rater)
-                            .into_iter()
-                            .map(|r| (compared.clone(), r)),
-                    ),
-                    _ => pairs.extend(cmp::pairs(
-                        &compared,
-                        &context,
-                        &shown,
-                        &v.rater,
-                        neutral_as_rejected,
-                    )),
+                    PreferenceFormat::Kto => {
+                        records.extend(cmp::kto(&vote).into_iter().map(|r| (compared.clone(), r)))
+                    }
+                    _ => pairs.extend(cmp::pairs(&vote, neutral_as_rejected)),
                 }
             }
         }

@@ -35,6 +35,17 @@ pub fn gql_error(code: Code, message: impl Into<String>) -> async_graphql::Error
     async_graphql::Error::new(message.into()).extend_with(|_, e| e.set("code", code.as_str()))
 }
 
+/// A chat or generation request refused before anything ran, with the
+/// parameter at fault (`field`, OpenAI's name).
+pub fn refusal(r: crate::chat::Refusal) -> async_graphql::Error {
+    let code = if r.limit {
+        Code::LimitExceeded
+    } else {
+        Code::InvalidInput
+    };
+    with_field(code, r.field, r.message)
+}
+
 fn with_field(code: Code, field: &str, message: String) -> async_graphql::Error {
     let f = field.to_string();
     async_graphql::Error::new(message).extend_with(move |_, e| {

@@ -82,6 +82,7 @@ impl Query {
         config: async_graphql::Json<serde_json::Value>,
     ) -> async_graphql::Result<TrainingConfigValidation> {
         caller(ctx, Scope::Read)?;
+        let st = state(ctx)?;
         let size = serde_json::to_vec(&config.0).map_err(internal)?.len();
         if size > ftl_domain::limits::MAX_CONFIG_BYTES {
             return Err(gql_error(
@@ -92,8 +93,11 @@ impl Query {
                 ),
             ));
         }
+        let (gpu_types, rate_usd_per_hour) = super::training::resources(st, &config.0);
         let context = ftl_domain::training_config::Context {
-            trainer: ftl_trainer::job::support(&[], None),
+            trainer: ftl_trainer::job::support(&[], crate::training::local::total_memory_bytes()),
+            gpu_types,
+            rate_usd_per_hour,
             ..Default::default()
         };
         Ok(ftl_domain::training_config::validate(&config.0, &context).into())

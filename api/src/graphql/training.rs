@@ -722,18 +722,6 @@ impl TrainingQuery {
                 "maxTokens must be between 1 and {MAX_GENERATE_TOKENS}"
             )));
         }
-        if stop.len() > 4 || stop.iter().any(|s| s.is_empty() || s.len() > 64) {
-            return Err(gql_error(
-                Code::InvalidInput,
-                "stop: up to 4 sequences of 1 to 64 bytes",
-            ));
-        }
-        if !(temperature.is_finite() && temperature >= 0.0 && top_p > 0.0 && top_p <= 1.0) {
-            return Err(gql_error(
-                Code::InvalidInput,
-                "temperature must be >= 0 and topP in (0, 1]",
-            ));
-        }
         let params = ftl_trainer::GenerateParams {
             max_tokens: max_tokens as usize,
             temperature,
@@ -741,6 +729,8 @@ impl TrainingQuery {
             stop,
             seed: seed as u64,
         };
+        // The chat portal's rules: temperature 0 to 2, topP in (0, 1].
+        crate::chat::check_sampling(&params).map_err(super::errors::refusal)?;
         let prompt = if chat {
             models::Prompt::Chat(vec![(ftl_trainer::tokenizer::Role::User, prompt)])
         } else {
@@ -869,29 +859,14 @@ impl TrainingMutation {
         .await
         .map_err(internal)?;
         let parsed = parsed.map_err(|issues| dataset_invalid(&issues))?;
-        let provider = config
-            .0
-            .pointer("/resources/provider")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("local")
-            .to_string();
-        let gpu_type = config
-            .0
-            .pointer("/resources/gpu_type")
-            .and_then(serde_json::Value::as_str);
-        let gpu_count = config
-            .0
-            .pointer("/resources/gpu_count")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(1);
-        let rate = st.gpu_catalog.rate(&provider, gpu_type, gpu_count);
+        let (gpu_types, rate) = resources(st, &config.0);
         let vctx = ValidationContext {
             dataset: Some(ftl_trainer::job::dataset_facts(&parsed, raw_text)),
             trainer: ftl_trainer::job::support(
                 &extra_models,
                 crate::training::local::total_memory_bytes(),
             ),
-            gpu_types: Some(st.gpu_catalog.skus(&provider)),
+            gpu_types,
             rate_usd_per_hour: rate,
             ..Default::default()
         };
@@ -1163,4 +1138,28 @@ impl TrainingSubscription {
             })
             .flatten())
     }
+}
+
+/// What validation knows of the resources a config asks for: the GPU ids of
+/// its provider (an unknown `resources.gpu_type` is an issue) and their price
+/// per hour. `validateTrainingConfig` and `createTrainingJob` check alike.
+pub(crate) fn resources(
+    st: &crate::AppState,
+    config: &serde_json::Value,
+) -> (Option<Vec<String>>, Option<f64>) {
+    let provider = config
+        .pointer("/resources/provider")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("local");
+    let gpu_type = config
+        .pointer("/resources/gpu_type")
+        .and_then(serde_json::Value::as_str);
+    let gpu_count = config
+        .pointer("/resources/gpu_count")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(1);
+    (
+        Some(st.gpu_catalog.skus(provider)),
+        st.gpu_catalog.rate(provider, gpu_type, gpu_count),
+    )
 }

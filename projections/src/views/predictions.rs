@@ -582,6 +582,33 @@ pub async fn ratings(
     })
 }
 
+/// The ratings given inside one comparison: (prediction, rater) → the axes
+/// given (`clarity`, `accuracy`, `conciseness`, `overall`) as a JSON object.
+pub async fn comparison_ratings(
+    db: &Db,
+    comparison: Uuid,
+) -> Result<std::collections::HashMap<(Uuid, String), serde_json::Value>, sqlx::Error> {
+    let sql = "SELECT prediction_id, rater, clarity, accuracy, conciseness, overall
+               FROM ratings WHERE comparison_id = $1";
+    crate::on_pool!(db, |pool| {
+        let rows = sqlx::query(sql).bind(comparison).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                let mut axes = serde_json::Map::new();
+                for axis in ["clarity", "accuracy", "conciseness", "overall"] {
+                    if let Some(v) = r.try_get::<Option<i64>, _>(axis)? {
+                        axes.insert(axis.into(), v.into());
+                    }
+                }
+                Ok((
+                    (r.try_get("prediction_id")?, r.try_get("rater")?),
+                    serde_json::Value::Object(axes),
+                ))
+            })
+            .collect()
+    })
+}
+
 /// Current evaluations (success, tags) of a project's predictions,
 /// optionally of one model.
 pub async fn evaluations(
