@@ -624,6 +624,52 @@ async fn live_subscriptions(backend: Backend) {
             { "key": "lr", "step": 7, "value": "NaN" },
         ])
     );
+
+    // jobStatus: the job now, each status change once (metric batches are
+    // not changes), and `complete` after the terminal one.
+    let q = "subscription($j: ID!) { jobStatus(jobId: $j) { status } }";
+    let mut st = subscribe_to(&ws_url(&s), Some(&key), q, json!({"j": job}))
+        .await
+        .unwrap();
+    s.ok(&writer, LOG, json!({ "j": job, "p": p })).await;
+    s.ok(
+        &writer,
+        "mutation($j: ID!) { completeJob(id: $j) { status } }",
+        json!({"j": job}),
+    )
+    .await;
+    let got: Vec<Value> = st.drain(Duration::from_secs(3)).await;
+    let kinds: Vec<(String, Value)> = got
+        .iter()
+        .map(|m| {
+            (
+                m["type"].as_str().unwrap().to_string(),
+                m["payload"]["data"]["jobStatus"]["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("next".to_string(), json!("RUNNING")),
+            ("next".to_string(), json!("SUCCEEDED")),
+            ("complete".to_string(), Value::Null),
+        ],
+        "{got:?}"
+    );
+    // A job already finished: its status, then complete.
+    let mut done = subscribe_to(&ws_url(&s), Some(&key), q, json!({"j": job}))
+        .await
+        .unwrap();
+    let got = done.drain(Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        got[0]["payload"]["data"]["jobStatus"]["status"],
+        "SUCCEEDED"
+    );
+    assert_eq!(got[1]["type"], "complete");
+    // Open sockets would hold up the graceful stop.
+    drop((ws, st, done));
     s.stop().await;
 }
 

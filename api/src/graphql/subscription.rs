@@ -14,17 +14,23 @@ pub struct Subscription;
 
 #[GqlSubscription(name = "CoreSubscription")]
 impl Subscription {
-    /// The job now, then again after each status change (as projected).
+    /// The job now, then again after each status change (as projected); the
+    /// stream completes after the job reaches a terminal state
+    /// (`SUCCEEDED`, `FAILED`, `CANCELLED`), at once when it is already in
+    /// one.
     async fn job_status(
         &self,
         ctx: &Context<'_>,
         job_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Job>>> {
         let id = parse_id(&job_id, "jobId")?;
-        let current = owned_job(ctx, id, Scope::Read).await?;
         let st = state(ctx)?.clone();
+        // Listen first, then read: a change between the two is not missed.
+        let feed = BroadcastStream::new(st.feed.subscribe());
+        let current = owned_job(ctx, id, Scope::Read).await?;
         let project = current.project_id;
-        let changes = BroadcastStream::new(st.feed.subscribe()).filter_map(move |item| {
+        let first = futures::stream::once(async move { Ok(current) });
+        let changes = feed.filter_map(move |item| {
             let st = st.clone();
             async move {
                 let d = item.ok()?;
@@ -40,14 +46,36 @@ impl Subscription {
                         .await
                         .map_err(internal)
                         .and_then(|j| {
-                            j.map(Job::from).ok_or_else(|| {
+                            j.ok_or_else(|| {
                                 super::gql_error(super::Code::NotFound, "job not found")
                             })
                         }),
                 )
             }
         });
-        Ok(futures::stream::once(async move { Ok(Job::from(current)) }).chain(changes))
+        // Each status once, in order; the stream ends right after a terminal
+        // one (or an error), without waiting for another event.
+        let mut last: Option<String> = None;
+        let statuses = first.chain(changes).filter(move |r| {
+            let fresh = match r {
+                Ok(j) => last.replace(j.status.clone()).as_deref() != Some(j.status.as_str()),
+                Err(_) => true,
+            };
+            std::future::ready(fresh)
+        });
+        Ok(futures::stream::unfold(
+            (Box::pin(statuses), false),
+            |(mut rest, ended)| async move {
+                if ended {
+                    return None;
+                }
+                let r = rest.next().await?;
+                let end = r.as_ref().map_or(true, |j| {
+                    ftl_domain::job::JobStatus::parse(&j.status).is_some_and(|s| s.is_terminal())
+                });
+                Some((r.map(Job::from), (rest, end)))
+            },
+        ))
     }
 
     /// New metric points of a job as they are projected (optionally only some keys).
