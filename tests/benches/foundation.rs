@@ -483,7 +483,10 @@ async fn seed_log(store: &DynStore, jobs: usize, steps: i64) -> Res<(u64, u64)> 
                 user_id: String::new(),
                 start_time_ms: None,
             })),
-            DomainEvent::Job(JobEvent::Started(JobStarted { job_id: job })),
+            DomainEvent::Job(JobEvent::Started(JobStarted {
+                job_id: job,
+                from_step: None,
+            })),
         ];
         let new: Vec<NewEvent> = lifecycle
             .iter()

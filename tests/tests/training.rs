@@ -358,6 +358,42 @@ async fn managed_training_end_to_end(backend: Backend) {
     assert_eq!(t["progress"]["fraction"], 1.0);
     assert!(t["attempt"].as_i64().unwrap() >= 3, "three leases: {t}");
 
+    // The audit trail: every start after the first says where it resumed,
+    // and each lease's events carry one actor, the worker that claimed it.
+    let mut audit: Vec<Value> = vec![];
+    loop {
+        let after = audit.last().map(|e| e["position"].clone());
+        let page = s
+            .ok(
+                &key,
+                "query($j: ID!, $a: String) { jobEvents(jobId: $j, first: 200, after: $a) { position eventType actor payload } }",
+                json!({"j": j_id, "a": after}),
+            )
+            .await["jobEvents"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if page.is_empty() {
+            break;
+        }
+        audit.extend(page);
+    }
+    let starts: Vec<Value> = audit
+        .iter()
+        .filter(|e| e["eventType"] == "job.started")
+        .map(|e| e["payload"]["from_step"].clone())
+        .collect();
+    assert_eq!(starts.len(), 3, "{starts:?}");
+    assert_eq!(starts[0], Value::Null, "the first start resumes nothing");
+    assert_eq!(starts[1], json!(pause_step), "{starts:?}");
+    assert!(starts[2].as_i64().unwrap() > pause_step, "{starts:?}");
+    let workers: std::collections::BTreeSet<&str> = audit
+        .iter()
+        .filter_map(|e| e["actor"].as_str())
+        .filter(|a| a.starts_with("worker:"))
+        .collect();
+    assert_eq!(workers.len(), 1, "one worker, one name: {workers:?}");
+
     // Exact resume: J's loss and LR curves equal R's, step for step.
     let j_loss = series(&s, &key, &j_id, "train_loss").await;
     let r_loss = series(&s, &key, &r_id, "train_loss").await;

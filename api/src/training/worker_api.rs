@@ -79,6 +79,8 @@ pub async fn load_job(st: &AppState, job: JobId) -> RestResult<JobState> {
 struct Held {
     job: JobId,
     lease: Uuid,
+    /// The worker the lease was given to (its id as it claimed).
+    worker: String,
     project: ftl_domain::ProjectId,
     state: JobState,
 }
@@ -86,7 +88,9 @@ struct Held {
 impl Held {
     fn metadata(&self) -> Metadata {
         Metadata {
-            actor: Some(format!("worker:{}", self.lease)),
+            // One name per worker from its claim on: `worker:<id>`; the
+            // lease is the correlation id of everything done under it.
+            actor: Some(format!("worker:{}", self.worker)),
             project_id: Some(self.project),
             correlation_id: Some(self.lease),
             ..Metadata::default()
@@ -133,9 +137,11 @@ async fn held(st: &AppState, req: &HttpRequest, path_job: &str) -> RestResult<He
     let Some(lease) = m.lease else {
         return Err(lease_lost(job));
     };
+    let worker = m.worker_id.clone().unwrap_or_default();
     Ok(Held {
         job,
         lease,
+        worker,
         project,
         state,
     })
@@ -236,6 +242,7 @@ async fn try_claim(st: &AppState, job: JobId, worker: &str) -> RestResult<Option
     let meta = Metadata {
         actor: Some(format!("worker:{worker}")),
         project_id: Some(created.project_id),
+        correlation_id: Some(lease_id),
         ..Metadata::default()
     };
     let dispatched = handle::<JobDecider>(

@@ -346,7 +346,10 @@ fn decide_run(
             }
             let mut out = Vec::new();
             if *metrics && matches!(status, JobStatus::Queued | JobStatus::Provisioning) {
-                out.push(JobEvent::Started(JobStarted { job_id }));
+                out.push(JobEvent::Started(JobStarted {
+                    job_id,
+                    from_step: None,
+                }));
             }
             if !new_params.is_empty() {
                 out.push(JobEvent::ParamsLogged(ParamsLogged {
@@ -463,7 +466,10 @@ fn follow_reported(job_id: JobId, current: JobStatus, reported: RunStatus) -> Ve
         current,
         JobStatus::Queued | JobStatus::Provisioning | JobStatus::Validating
     ) {
-        out.push(JobEvent::Started(JobStarted { job_id }));
+        out.push(JobEvent::Started(JobStarted {
+            job_id,
+            from_step: None,
+        }));
     }
     match target {
         JobStatus::Succeeded => out.push(JobEvent::Succeeded(JobSucceeded { job_id })),
@@ -518,7 +524,10 @@ impl Decider for JobDecider {
                             start_time_ms: run.start_time_ms,
                         })];
                         if run.start {
-                            out.push(JobEvent::Started(JobStarted { job_id: *job_id }));
+                            out.push(JobEvent::Started(JobStarted {
+                                job_id: *job_id,
+                                from_step: None,
+                            }));
                         }
                         if !run.tags.is_empty() {
                             out.push(JobEvent::RunTagsSet(RunTagsSet {
@@ -588,13 +597,17 @@ impl Decider for JobDecider {
             (JobCommand::ReportMetrics, s) if state.managed.is_some() && !s.is_terminal() => {
                 Ok(vec![])
             }
-            (JobCommand::Start, Queued | Provisioning) => {
-                Ok(vec![JobEvent::Started(JobStarted { job_id })])
-            }
+            (JobCommand::Start, Queued | Provisioning) => Ok(vec![JobEvent::Started(JobStarted {
+                job_id,
+                from_step: None,
+            })]),
             // Starting a running job again is a harmless retry.
             (JobCommand::Start, Running) => Ok(vec![]),
             (JobCommand::ReportMetrics, Queued | Provisioning) => {
-                Ok(vec![JobEvent::Started(JobStarted { job_id })])
+                Ok(vec![JobEvent::Started(JobStarted {
+                    job_id,
+                    from_step: None,
+                })])
             }
             (JobCommand::ReportMetrics, s) if !s.is_terminal() => Ok(vec![]),
             (JobCommand::Complete, Running) => {
@@ -712,7 +725,10 @@ mod tests {
         })
     }
     fn started() -> JobEvent {
-        JobEvent::Started(JobStarted { job_id: ids().0 })
+        JobEvent::Started(JobStarted {
+            job_id: ids().0,
+            from_step: None,
+        })
     }
     fn succeeded() -> JobEvent {
         JobEvent::Succeeded(JobSucceeded { job_id: ids().0 })

@@ -85,6 +85,11 @@ pub struct ArtifactDeleted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobStarted {
     pub job_id: JobId,
+    /// Where training resumed (a managed job resumed from a checkpoint after
+    /// a pause); absent on a first start. Added compatibly: older events
+    /// read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_step: Option<u64>,
 }
 
 /// `job.succeeded` v1.

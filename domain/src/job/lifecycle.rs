@@ -167,7 +167,10 @@ pub(super) fn decide_managed(
                 return Err(lease_lost(job_id));
             }
             match status {
-                Provisioning => vec![JobEvent::Started(JobStarted { job_id })],
+                Provisioning => vec![JobEvent::Started(JobStarted {
+                    job_id,
+                    from_step: from_step.filter(|s| *s > 0),
+                })],
                 Recovering => vec![JobEvent::Managed(ManagedEvent::Recovered(JobRecovered {
                     job_id,
                     lease_id: *lease_id,
