@@ -618,6 +618,52 @@ async fn worker_leases_tokens_recovery_and_errors(backend: Backend) {
         "UNAUTHENTICATED"
     );
     let second = create("second").await;
+    // Another project sees neither the running job nor the queued one: no
+    // read, no control, no subscription, no worker call with its own key.
+    for (id, status) in [(&job_id, "RUNNING"), (&second, "QUEUED")] {
+        assert_eq!(job(&s, &key, id).await["status"], status);
+        let (_, b) = s
+            .gql(
+                Some(&other),
+                "query($j: ID!) { job(id: $j) { id } }",
+                json!({"j": id}),
+            )
+            .await;
+        assert_eq!(b["data"]["job"], Value::Null, "{b}");
+        for q in [
+            "query($j: ID!) { metricSeries(jobId: $j, keys: [\"train_loss\"]) { key } }",
+            "query($j: ID!) { jobLogs(jobId: $j) { cursor } }",
+            "query($j: ID!) { jobEvents(jobId: $j) { position } }",
+            "mutation($j: ID!) { pauseJob(id: $j) { status } }",
+            "mutation($j: ID!) { cancelJob(id: $j) { status } }",
+        ] {
+            assert_eq!(
+                s.code(Some(&other), q, json!({"j": id})).await,
+                "NOT_FOUND",
+                "{q}"
+            );
+        }
+        for q in [
+            "subscription($j: ID!) { jobStatus(jobId: $j) { status } }",
+            "subscription($j: ID!) { jobMetrics(jobId: $j) { position } }",
+            "subscription($j: ID!) { jobLogLines(jobId: $j) { message } }",
+            "subscription($j: ID!) { budgetAlerts(jobId: $j) { percent } }",
+        ] {
+            let refused = subscribe_to(&ws_url(&s), Some(&other), q, json!({"j": id}))
+                .await
+                .expect_err(q);
+            assert!(refused.contains("NOT_FOUND"), "{q}: {refused}");
+        }
+        let r = s
+            .http
+            .post(format!("{}/api/v1/worker/jobs/{id}/heartbeat", s.base))
+            .bearer_auth(&other)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "a project key is not a job token");
+        assert_eq!(job(&s, &key, id).await["status"], status, "untouched");
+    }
     let r = s
         .http
         .post(format!("{}/api/v1/worker/jobs/{second}/heartbeat", s.base))
