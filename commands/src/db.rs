@@ -145,6 +145,25 @@ impl Db {
         }
     }
 
+    /// A private in-memory SQLite database: one connection, kept for the
+    /// pool's life (an in-memory database lives as long as its connection),
+    /// serving both reads and writes. Read models folded for one query (see
+    /// `ftl_projections::replay`) live here and vanish with it.
+    pub async fn memory() -> Result<Db, sqlx::Error> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(SqliteConnectOptions::from_str("sqlite::memory:")?)
+            .await?;
+        Ok(Db::Sqlite {
+            write: pool.clone(),
+            read: pool,
+            sync: SqliteSync::Normal,
+        })
+    }
+
     /// Applies the committed migrations of this backend (idempotent).
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self {

@@ -9,6 +9,7 @@
 pub mod db_tx;
 pub mod feed;
 pub mod registry;
+pub mod replay;
 pub mod runner;
 pub mod views;
 

@@ -48,6 +48,9 @@ pub enum ProjectionError {
     ReadAhead(String),
     #[error("unknown projection {0:?}")]
     Unknown(String),
+    /// A request over a stated limit (an "as of" fold too large).
+    #[error("{0}")]
+    Limit(String),
 }
 
 #[async_trait]

@@ -1,5 +1,6 @@
 //! The GraphQL API. Every field is resolved for the caller's project only.
 
+mod as_of;
 mod chat;
 mod comparisons;
 mod errors;

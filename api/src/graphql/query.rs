@@ -103,28 +103,56 @@ impl Query {
         Ok(ftl_domain::training_config::validate(&config.0, &context).into())
     }
 
-    /// One job of this project.
-    async fn job(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Job>> {
+    /// One job of this project; with `asOf` (a log position), as it stood
+    /// when the log ended there: its status, training facts and metrics
+    /// folded from the events up to it (audit and replay of a run).
+    async fn job(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        as_of: Option<String>,
+    ) -> async_graphql::Result<Option<Job>> {
         let id = parse_id(&id, "id")?;
         let c = caller(ctx, Scope::Read)?;
         let st = state(ctx)?;
-        Ok(catalog::job(&st.db, c.project_id.0, id)
+        let Some(at) = super::as_of::position(st, as_of.as_deref()).await? else {
+            return Ok(catalog::job(&st.db, c.project_id.0, id)
+                .await
+                .map_err(internal)?
+                .map(Job::from));
+        };
+        // The live row says whose it is; a job of another project is none.
+        if catalog::job(&st.db, c.project_id.0, id)
             .await
             .map_err(internal)?
-            .map(Job::from))
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let r = super::as_of::job(st, id, at).await?;
+        Ok(catalog::job(r.db(), c.project_id.0, id)
+            .await
+            .map_err(internal)?
+            .map(|j| Job::from(j).replayed(&r)))
     }
 
-    /// Jobs of this project, newest first (Relay cursor pagination).
+    /// Jobs of this project, newest first (Relay cursor pagination); with
+    /// `asOf` (a log position), the jobs as they stood then.
     async fn jobs(
         &self,
         ctx: &Context<'_>,
         filter: Option<JobFilter>,
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
+        as_of: Option<String>,
     ) -> async_graphql::Result<Connection<String, Job>> {
         let c = caller(ctx, Scope::Read)?;
         let st = state(ctx)?;
         connection_page(first, st.config.limits.page_size_max)?;
+        let mut replay = match super::as_of::position(st, as_of.as_deref()).await? {
+            Some(at) => Some(super::as_of::jobs(st, at).await?),
+            None => None,
+        };
         let f = filter.unwrap_or_default();
         let filter = catalog::JobFilter {
             status: f
@@ -136,7 +164,7 @@ impl Query {
         let has_prev = after.is_some();
         let before = decode_cursor(after)?;
         let mut rows = catalog::jobs(
-            &st.db,
+            replay.as_ref().map_or(&st.db, |r| r.db()),
             c.project_id.0,
             &filter,
             before,
@@ -146,16 +174,27 @@ impl Query {
         .map_err(internal)?;
         let has_next = rows.len() > first as usize;
         rows.truncate(first as usize);
+        if let Some(r) = replay.as_mut() {
+            let ids: Vec<Uuid> = rows.iter().map(|j| j.job_id).collect();
+            super::as_of::add_metrics(st, r, &ids).await?;
+        }
         let mut conn = Connection::new(has_prev, has_next);
-        conn.edges.extend(
-            rows.into_iter()
-                .map(|r| Edge::new(format!("job:{}", r.seq), Job::from(r))),
-        );
+        conn.edges.extend(rows.into_iter().map(|row| {
+            let cursor = format!("job:{}", row.seq);
+            let job = Job::from(row);
+            let job = match &replay {
+                Some(r) => job.replayed(r),
+                None => job,
+            };
+            Edge::new(cursor, job)
+        }));
         Ok(conn)
     }
 
     /// Downsampled series: at most `maxPoints` buckets per key, each with
-    /// min/max/mean so a one-step spike survives.
+    /// min/max/mean so a one-step spike survives. With `asOf` (a log
+    /// position), the series as it was served when the log ended there.
+    #[allow(clippy::too_many_arguments)]
     async fn metric_series(
         &self,
         ctx: &Context<'_>,
@@ -164,6 +203,7 @@ impl Query {
         from_step: Option<i64>,
         to_step: Option<i64>,
         #[graphql(default = 1000)] max_points: i64,
+        as_of: Option<String>,
     ) -> async_graphql::Result<Vec<MetricSeries>> {
         let id = parse_id(&job_id, "jobId")?;
         let st = state(ctx)?;
@@ -192,9 +232,14 @@ impl Query {
             ));
         }
         owned_job(ctx, id, Scope::Read).await?;
+        let replay = match super::as_of::position(st, as_of.as_deref()).await? {
+            Some(at) => Some(super::as_of::job(st, id, at).await?),
+            None => None,
+        };
+        let db = replay.as_ref().map_or(&st.db, |r| r.db());
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            let s = metrics::series(&st.db, id, &key, from_step, to_step, max_points)
+            let s = metrics::series(db, id, &key, from_step, to_step, max_points)
                 .await
                 .map_err(internal)?;
             out.push(MetricSeries {

@@ -153,6 +153,9 @@ pub struct Training {
     pub paused_warning: Option<String>,
     #[graphql(skip)]
     pub job: Uuid,
+    /// The read models of an "as of" read of its job (null: the live ones).
+    #[graphql(skip)]
+    pub replay: Option<ftl_commands::Db>,
 }
 
 #[ComplexObject]
@@ -161,7 +164,9 @@ impl Training {
     /// throughput.
     async fn progress(&self, ctx: &Context<'_>) -> async_graphql::Result<Progress> {
         let st = state(ctx)?;
-        let latest = metrics::latest(&st.db, self.job).await.map_err(internal)?;
+        let latest = metrics::latest(self.db(&st.db), self.job)
+            .await
+            .map_err(internal)?;
         let step = latest
             .iter()
             .filter(|l| !l.key.starts_with("system/"))
@@ -195,17 +200,19 @@ impl Training {
         #[graphql(default = false)] include_pruned: bool,
     ) -> async_graphql::Result<Vec<Checkpoint>> {
         let st = state(ctx)?;
-        Ok(training::checkpoints(&st.db, self.job, include_pruned)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .map(Checkpoint::from)
-            .collect())
+        Ok(
+            training::checkpoints(self.db(&st.db), self.job, include_pruned)
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .map(Checkpoint::from)
+                .collect(),
+        )
     }
 
     async fn budget_alerts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<BudgetAlert>> {
         let st = state(ctx)?;
-        Ok(training::budget_alerts(&st.db, self.job)
+        Ok(training::budget_alerts(self.db(&st.db), self.job)
             .await
             .map_err(internal)?
             .into_iter()
@@ -225,12 +232,25 @@ impl Training {
         #[graphql(default = 60)] bucket_seconds: i32,
     ) -> async_graphql::Result<Vec<SpendPoint>> {
         let c = caller(ctx, Scope::Read)?;
-        spend(ctx, c.project_id.0, Some(self.job), bucket_seconds).await
+        let st = state(ctx)?;
+        spend(
+            self.db(&st.db),
+            c.project_id.0,
+            Some(self.job),
+            bucket_seconds,
+        )
+        .await
+    }
+}
+
+impl Training {
+    fn db<'a>(&'a self, live: &'a ftl_commands::Db) -> &'a ftl_commands::Db {
+        self.replay.as_ref().unwrap_or(live)
     }
 }
 
 async fn spend(
-    ctx: &Context<'_>,
+    db: &ftl_commands::Db,
     project: Uuid,
     job: Option<Uuid>,
     bucket_seconds: i32,
@@ -241,9 +261,8 @@ async fn spend(
             "bucketSeconds must be at least 1",
         ));
     }
-    let st = state(ctx)?;
     Ok(
-        training::spend_over_time(&st.db, project, job, i64::from(bucket_seconds) * 1000)
+        training::spend_over_time(db, project, job, i64::from(bucket_seconds) * 1000)
             .await
             .map_err(internal)?
             .into_iter()
@@ -288,6 +307,7 @@ impl From<training::TrainingRow> for Training {
             pause_reason: r.pause_reason,
             paused_warning: r.paused_warning,
             job: r.job_id,
+            replay: None,
         }
     }
 }
@@ -622,7 +642,7 @@ impl TrainingQuery {
         #[graphql(default = 3600)] bucket_seconds: i32,
     ) -> async_graphql::Result<Vec<SpendPoint>> {
         let c = caller(ctx, Scope::Read)?;
-        spend(ctx, c.project_id.0, None, bucket_seconds).await
+        spend(&state(ctx)?.db, c.project_id.0, None, bucket_seconds).await
     }
 
     async fn datasets(

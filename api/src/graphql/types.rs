@@ -61,8 +61,28 @@ pub struct Job {
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The log position this job was read as of (`asOf`); null when live.
+    pub as_of: Option<String>,
     #[graphql(skip)]
     pub uuid: Uuid,
+    /// The read models of an "as of" read (null: the live ones); what is
+    /// nested under this job is read from the same.
+    #[graphql(skip)]
+    pub replay: Option<ftl_commands::Db>,
+}
+
+impl Job {
+    /// This job as read from `replay`, the read models at `as_of`.
+    pub fn replayed(mut self, replay: &ftl_projections::replay::Replay) -> Self {
+        self.as_of = Some(replay.as_of().to_string());
+        self.replay = Some(replay.db().clone());
+        self
+    }
+
+    /// Where what is nested under this job is read.
+    pub fn db<'a>(&'a self, live: &'a ftl_commands::Db) -> &'a ftl_commands::Db {
+        self.replay.as_ref().unwrap_or(live)
+    }
 }
 
 impl From<JobRow> for Job {
@@ -83,7 +103,9 @@ impl From<JobRow> for Job {
             started_at: r.started_at,
             ended_at: r.ended_at,
             updated_at: r.updated_at,
+            as_of: None,
             uuid: r.job_id,
+            replay: None,
         }
     }
 }
@@ -93,7 +115,9 @@ impl Job {
     /// The latest value of each metric key (by step).
     async fn latest_metrics(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LatestMetric>> {
         let st = state(ctx)?;
-        let rows = metrics::latest(&st.db, self.uuid).await.map_err(internal)?;
+        let rows = metrics::latest(self.db(&st.db), self.uuid)
+            .await
+            .map_err(internal)?;
         Ok(rows
             .into_iter()
             .map(|r| LatestMetric {
@@ -112,10 +136,13 @@ impl Job {
     ) -> async_graphql::Result<Option<super::training::Training>> {
         let st = state(ctx)?;
         Ok(
-            ftl_projections::views::training::training(&st.db, self.uuid)
+            ftl_projections::views::training::training(self.db(&st.db), self.uuid)
                 .await
                 .map_err(internal)?
-                .map(super::training::Training::from),
+                .map(|r| super::training::Training {
+                    replay: self.replay.clone(),
+                    ..super::training::Training::from(r)
+                }),
         )
     }
 }
