@@ -91,6 +91,7 @@ where
                 )
             })
             .collect();
+        crate::store::refuse_nul(&new)?;
         match store
             .append(
                 stream_id,
@@ -135,6 +136,7 @@ pub async fn append_once(
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
 ) -> Result<AppendResult, CommandError> {
+    crate::store::refuse_nul(&events)?;
     let n = events.len() as u64;
     let retry_meta = events.first().map(|e| e.metadata.clone());
     let appended = match store.append(stream_id, expected, events).await {

@@ -385,6 +385,14 @@ pub fn check(messages: &[ChatMessage], p: &GenerateParams) -> Result<(), Refusal
                 false,
             ));
         }
+        if m.content.contains('\0') {
+            // The exchange is recorded, and the log keeps no U+0000.
+            return Err(refuse(
+                "messages",
+                "a message must not contain the NUL character (U+0000)",
+                false,
+            ));
+        }
         if m.content.len() > MAX_MESSAGE_BYTES {
             return Err(refuse(
                 "messages",

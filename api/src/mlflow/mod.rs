@@ -136,8 +136,15 @@ pub async fn message<T: DeserializeOwned>(
             )),
             BodyError::Broken(m) => MlflowError::new(ErrorCode::BadRequest, m),
         })?;
-        if body.iter().all(|b| b.is_ascii_whitespace()) {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first.is_none() {
             serde_json::Value::Object(Default::default())
+        } else if first != Some(&b'{') {
+            // A message is an object: serde would take `[]` for a struct.
+            return Err(MlflowError::new(
+                ErrorCode::BadRequest,
+                "Invalid request message: the body must be a JSON object",
+            ));
         } else if let Ok(m) = serde_json::from_slice(&body) {
             // Straight into the message: a 1,000-metric batch builds no
             // intermediate tree. Failures are parsed again below to tell

@@ -311,10 +311,39 @@ pub async fn read_full_stream(
     }
 }
 
+/// Whether a JSON value holds U+0000 in any string or key.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// Refuses events whose text holds U+0000 (NUL). PostgreSQL stores neither
+/// it in `TEXT` nor its escape in `JSONB`, so such an event would fail its
+/// append there, or — once in the log — stop every projection that writes
+/// the text, on every later event. Refused at the door on every backend,
+/// so the log is the same whichever one is used.
+pub fn refuse_nul(events: &[NewEvent]) -> Result<(), ftl_domain::DomainError> {
+    let nul = events.iter().any(|e| {
+        has_nul(&e.payload) || serde_json::to_value(&e.metadata).is_ok_and(|m| has_nul(&m))
+    });
+    if nul {
+        return Err(ftl_domain::DomainError::invalid(
+            "input",
+            "text must not contain the NUL character (U+0000)",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn validate_batch(events: &[NewEvent]) -> Result<(), StoreError> {
     if events.is_empty() {
         return Err(StoreError::Invalid("no events to append".into()));
     }
+    refuse_nul(events).map_err(|e| StoreError::Invalid(e.to_string()))?;
     if events.len() > MAX_APPEND_BATCH {
         return Err(StoreError::Invalid(format!(
             "at most {MAX_APPEND_BATCH} events per append"
@@ -359,6 +388,31 @@ pub(crate) fn replayed_result(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_is_refused_anywhere_in_an_event_and_only_nul() {
+        let ev = |payload: Value, actor: &str| NewEvent {
+            event_id: Uuid::from_u128(1),
+            event_type: "t".into(),
+            schema_version: 1,
+            payload,
+            metadata: Metadata {
+                actor: Some(actor.into()),
+                ..Metadata::default()
+            },
+        };
+        for bad in [
+            ev(serde_json::json!({"name": "a\u{0}b"}), "x"),
+            ev(serde_json::json!({"deep": [{"k": ["\u{0}"]}]}), "x"),
+            ev(serde_json::json!({"\u{0}key": 1}), "x"),
+            ev(serde_json::json!({}), "worker:\u{0}"),
+        ] {
+            assert!(refuse_nul(&[bad]).is_err());
+        }
+        // The escape's text, other control characters and numbers are fine.
+        let ok = ev(serde_json::json!({"s": "\\u0000 \u{1} \u{7f}", "n": [0, 0.0]}), "x");
+        assert!(refuse_nul(&[ok]).is_ok());
+    }
 
     fn typed(t: &str) -> NewEvent {
         NewEvent {
