@@ -410,7 +410,10 @@ mod tests {
             assert!(refuse_nul(&[bad]).is_err());
         }
         // The escape's text, other control characters and numbers are fine.
-        let ok = ev(serde_json::json!({"s": "\\u0000 \u{1} \u{7f}", "n": [0, 0.0]}), "x");
+        let ok = ev(
+            serde_json::json!({"s": "\\u0000 \u{1} \u{7f}", "n": [0, 0.0]}),
+            "x",
+        );
         assert!(refuse_nul(&[ok]).is_ok());
     }
 
