@@ -52,6 +52,8 @@ export FTL_TEST_S3_URL="http://127.0.0.1:$S3_PORT"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== layout (dependency rules, file sizes)"
+python3 scripts/check-layout
 echo "== cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked --features "$FEATURES" -- -D warnings
 echo "== cargo test (SQLite and PostgreSQL)"

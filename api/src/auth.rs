@@ -14,26 +14,7 @@ use uuid::Uuid;
 
 pub const KEY_PREFIX: &str = "ftl_";
 
-/// The authenticated caller of a request: one project, one scope.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Caller {
-    pub project_id: ProjectId,
-    pub project_name: String,
-    pub key_id: ApiKeyId,
-    pub scope: Scope,
-}
-
-impl Caller {
-    /// Metadata of the events this caller's requests write.
-    pub fn metadata(&self) -> Metadata {
-        Metadata {
-            actor: Some(format!("key:{}", self.key_id)),
-            project_id: Some(self.project_id),
-            correlation_id: Some(Uuid::new_v4()),
-            ..Default::default()
-        }
-    }
-}
+pub use ftl_commands::Caller;
 
 pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
@@ -113,11 +94,11 @@ pub async fn authenticate(
     let hash = hash_secret(token);
     // Read before the lookup: an entry is stamped with a catalog state no
     // newer than the one the lookup saw.
-    let catalog = st.projections.changes("catalog");
+    let catalog = st.effects.projections.changes("catalog");
     if let Some(c) = st.keys.get(&hash, catalog) {
         return Ok(c);
     }
-    let row = catalog::key_by_hash(&st.db, &hash)
+    let row = catalog::key_by_hash(&st.effects.db, &hash)
         .await?
         .ok_or(AuthError::Invalid)?;
     if row.revoked {

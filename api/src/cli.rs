@@ -198,14 +198,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     name,
                 } => {
                     let k = crate::auth::create_key(
-                        state.store.as_ref(),
+                        state.effects.store.as_ref(),
                         &project,
                         &name,
                         scope.into(),
                         "cli",
                     )
                     .await?;
-                    state.projections.catch_up().await?;
+                    state.effects.projections.catch_up().await?;
                     println!("{}", k.secret);
                     eprintln!(
                         "key {} for project {project} ({:?}); store it now, it is not shown again",
@@ -213,16 +213,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     );
                 }
                 KeysCommand::Revoke { project, key_id } => {
-                    state.projections.catch_up().await?;
+                    state.effects.projections.catch_up().await?;
                     let at = crate::auth::revoke_key(
-                        state.store.as_ref(),
-                        &state.db,
+                        state.effects.store.as_ref(),
+                        &state.effects.db,
                         &project,
                         key_id,
                         "cli",
                     )
                     .await?;
-                    state.projections.catch_up().await?;
+                    state.effects.projections.catch_up().await?;
                     if at == 0 {
                         eprintln!("key {key_id} was already revoked");
                     } else {
@@ -230,9 +230,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     }
                 }
                 KeysCommand::List { project } => {
-                    state.projections.catch_up().await?;
+                    state.effects.projections.catch_up().await?;
                     let keys = ftl_projections::views::catalog::keys_of_project(
-                        &state.db,
+                        &state.effects.db,
                         project_id_for_name(&project).0,
                     )
                     .await?;
@@ -259,7 +259,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                         "{:<12} {:>10} {:>12} {:>12} {:>10}",
                         "projection", "generation", "position", "head", "lag"
                     );
-                    for s in state.projections.status().await? {
+                    for s in state.effects.projections.status().await? {
                         println!(
                             "{:<12} {:>10} {:>12} {:>12} {:>10}",
                             s.name,
@@ -271,7 +271,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     }
                 }
                 ProjectionsCommand::Rebuild { name } => {
-                    let r = state.projections.rebuild(&name).await?;
+                    let r = state.effects.projections.rebuild(&name).await?;
                     let secs = r.elapsed.as_secs_f64().max(1e-9);
                     println!(
                         "rebuilt {} as generation {} up to position {} in {:.2}s ({:.0} events/s)",
@@ -287,7 +287,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Schema => print!("{}", crate::graphql::sdl()),
         Command::Config => print!("{}", Config::default_toml()),
-        Command::Keygen => println!("{}", crate::secrets::generate_key()),
+        Command::Keygen => println!("{}", ftl_effects::secrets::generate_key()),
         Command::Train {
             job_config,
             dataset,
@@ -296,7 +296,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             resume,
             validate_only,
         } => {
-            let args = crate::training::local::TrainArgs {
+            let args = ftl_effects::training::local::TrainArgs {
                 job_config,
                 dataset,
                 out,
@@ -304,7 +304,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 resume,
                 validate_only,
             };
-            return crate::training::local::train(args).await;
+            return ftl_effects::training::local::train(args).await;
         }
         Command::Worker {
             server,
@@ -326,14 +326,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     let _ = tx.send(true);
                 }
             });
-            let opts = crate::training::worker::WorkerOptions {
+            let opts = ftl_effects::worker::WorkerOptions {
                 server: server.trim_end_matches('/').to_string(),
                 token,
                 worker_id,
                 idle_poll: Duration::from_secs_f64(poll_s.clamp(0.05, 3600.0)),
                 once,
             };
-            crate::training::worker::run_worker(opts, rx).await;
+            ftl_effects::worker::run_worker(opts, rx).await;
         }
         Command::Generate {
             checkpoint,
@@ -352,7 +352,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 stop,
                 seed,
             };
-            crate::training::local::generate(crate::training::local::GenerateArgs {
+            ftl_effects::training::local::generate(ftl_effects::training::local::GenerateArgs {
                 checkpoint,
                 prompt,
                 chat,

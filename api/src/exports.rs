@@ -209,6 +209,7 @@ async fn export(
     // The position read at: the predictions read model's, unless asked
     // for an earlier one.
     let current = st
+        .effects
         .projections
         .position("predictions")
         .await
@@ -300,7 +301,7 @@ impl Pages {
         }
         let n = (self.left as i64).min(PAGE);
         let rows = view::predictions(
-            &self.st.db,
+            &self.st.effects.db,
             self.project,
             &self.filter,
             PredictionSort::Newest,
@@ -314,9 +315,13 @@ impl Pages {
         }
         self.left = self.left.saturating_sub(rows.len());
         let ids: Vec<Uuid> = rows.iter().map(|r| r.prediction_id).collect();
-        let history =
-            judgments::history_of(&self.st.db, self.project, &ids, self.filter.until_position)
-                .await?;
+        let history = judgments::history_of(
+            &self.st.effects.db,
+            self.project,
+            &ids,
+            self.filter.until_position,
+        )
+        .await?;
         let by = judgments::by_exchange(history);
         let of = |r: &PredictionRow| by.get(&r.prediction_id).map_or(&[][..], |v| v.as_slice());
         Ok(match self.kind {

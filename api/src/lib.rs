@@ -1,21 +1,17 @@
-//! FineTune Lab service: GraphQL over actix-web, API keys, configuration,
-//! Prometheus metrics, and the `finetune-lab` command line.
+//! FineTune Lab service, the edge: GraphQL over actix-web, the MLflow,
+//! OpenAI-compatible, worker and export routes, API keys, configuration and
+//! the `finetune-lab` command line. The work is done by `ftl_effects`.
 
 pub mod auth;
 pub mod body;
-pub mod chat;
 pub mod cli;
 pub mod config;
-pub mod egress;
 pub mod exports;
 pub mod fallback;
 pub mod graphiql;
 pub mod graphql;
 pub mod mlflow;
-pub mod objects;
 pub mod openai;
-pub mod predictions;
-pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -7,8 +7,6 @@
 //! token counts (the model's own tokenizer, or the provider's usage).
 
 use crate::auth::{self, Caller};
-use crate::chat::{self, ChatError};
-use crate::predictions::Recorder;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -16,6 +14,8 @@ use chrono::Utc;
 use ftl_domain::PredictionId;
 use ftl_domain::prediction::ChatMessage;
 use ftl_domain::project::Scope;
+use ftl_effects::models::{self, ChatError};
+use ftl_effects::predictions::Recorder;
 use ftl_trainer::GenerateParams;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -111,7 +111,7 @@ async fn list_models(
     req: HttpRequest,
 ) -> Result<HttpResponse, OpenAiError> {
     let c = caller(&st, &req, Scope::Read).await?;
-    let rows = ftl_projections::views::training::models(&st.db, c.project_id.0, None, 1000)
+    let rows = ftl_projections::views::training::models(&st.effects.db, c.project_id.0, None, 1000)
         .await
         .map_err(OpenAiError::internal)?;
     let data: Vec<Value> = rows
@@ -143,7 +143,7 @@ async fn get_model(
 ) -> Result<HttpResponse, OpenAiError> {
     let c = caller(&st, &req, Scope::Read).await?;
     let id = Uuid::parse_str(&path).map_err(|_| model_not_found(&path))?;
-    let m = ftl_projections::views::training::model(&st.db, c.project_id.0, id)
+    let m = ftl_projections::views::training::model(&st.effects.db, c.project_id.0, id)
         .await
         .map_err(OpenAiError::internal)?
         .ok_or_else(|| model_not_found(&path))?;
@@ -259,7 +259,8 @@ fn check(request: ChatRequest) -> Result<Asked, OpenAiError> {
             })
         })
         .collect::<Result<Vec<_>, OpenAiError>>()?;
-    chat::check(&messages, &params).map_err(|r| OpenAiError::invalid(r.message, Some(r.field)))?;
+    models::check(&messages, &params)
+        .map_err(|r| OpenAiError::invalid(r.message, Some(r.field)))?;
     Ok(Asked {
         model,
         messages,
@@ -289,7 +290,7 @@ async fn chat_completions(
     let request: ChatRequest = serde_json::from_slice(&body)
         .map_err(|e| OpenAiError::invalid(format!("malformed request: {e}"), None))?;
     let asked = check(request)?;
-    let model = chat::open(&st, c.project_id, asked.model)
+    let model = models::open(&st.effects, c.project_id, asked.model)
         .await
         .map_err(chat_error)?
         .ok_or_else(|| model_not_found(&asked.model.to_string()))?;
@@ -300,7 +301,7 @@ async fn chat_completions(
     let model_id = asked.model.to_string();
     let running = model.start(asked.messages.clone(), asked.params.clone(), started);
     let record = Recorder {
-        st: st.get_ref().clone(),
+        st: st.get_ref().effects.clone(),
         caller: c,
         prediction,
         messages: asked.messages,
@@ -368,7 +369,7 @@ fn sse(v: &Value) -> web::Bytes {
 /// the prediction is recorded once the generation ends.
 fn async_stream_chunks(
     chunk: impl Fn(Value, Value) -> Value + 'static,
-    running: chat::Running,
+    running: models::Running,
     row: ftl_projections::views::training::ModelRow,
     record: Recorder,
     include_usage: bool,

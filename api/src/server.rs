@@ -5,13 +5,13 @@ use crate::auth::{self, AuthError, Caller};
 use crate::config::Config;
 use crate::graphql::{ApiSchema, Code, build_schema};
 use crate::state::AppState;
-use crate::telemetry::{ProjectionLabels, RequestLabels};
 use actix_cors::Cors;
 use actix_web::dev::Service;
 use actix_web::http::{StatusCode, header};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use async_graphql::Data;
 use async_graphql_actix_web::GraphQLSubscription;
+use ftl_effects::metrics::{ProjectionLabels, RequestLabels};
 use std::net::TcpListener;
 use std::time::Instant;
 use tokio::sync::watch;
@@ -48,28 +48,14 @@ pub async fn build_server(config: Config) -> anyhow::Result<Server> {
     let port = listener.local_addr()?.port();
     let state = AppState::build(config).await?;
     let (shutdown, rx) = watch::channel(false);
-    let mut runners = if state.config.projections.run {
-        state.projections.spawn_runners(rx.clone())
-    } else {
-        vec![]
-    };
-    runners.push(tokio::spawn(crate::training::reconciler::run(
-        state.clone(),
-        rx.clone(),
-    )));
-    for i in 0..state.config.training.local_workers {
-        let opts = crate::training::worker::WorkerOptions {
+    let runners = ftl_effects::run::spawn(
+        &state.effects,
+        ftl_effects::run::LocalWorkers {
             server: format!("http://127.0.0.1:{port}"),
             token: state.worker_secret.as_ref().clone(),
-            worker_id: format!("local-{}-{i}", std::process::id()),
-            idle_poll: std::time::Duration::from_millis(500),
-            once: false,
-        };
-        runners.push(tokio::spawn(crate::training::worker::run_worker(
-            opts,
-            rx.clone(),
-        )));
-    }
+        },
+        rx,
+    );
     let schema = build_schema(
         Some(state.clone()),
         state.config.limits.query_depth,
@@ -79,7 +65,7 @@ pub async fn build_server(config: Config) -> anyhow::Result<Server> {
     let cfg = state.config.clone();
     let app_state = state.clone();
     let mut http = HttpServer::new(move || {
-        let metrics = app_state.metrics.clone();
+        let metrics = app_state.effects.metrics.clone();
         App::new()
             .app_data(web::Data::new(app_state.clone()))
             .app_data(web::Data::new(schema.clone()))
@@ -126,8 +112,8 @@ pub async fn build_server(config: Config) -> anyhow::Result<Server> {
     }
     tracing::info!(
         port,
-        store = state.store.backend_name(),
-        db = state.db.backend_name(),
+        store = state.effects.store.backend_name(),
+        db = state.effects.db.backend_name(),
         "listening"
     );
     Ok(Server {
@@ -255,12 +241,12 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if let Err(e) = state.db.ping().await {
+    if let Err(e) = state.effects.db.ping().await {
         return HttpResponse::ServiceUnavailable().json(
             serde_json::json!({ "status": "unavailable", "reason": format!("database: {e}") }),
         );
     }
-    match state.projections.status().await {
+    match state.effects.projections.status().await {
         Ok(list) => {
             let max = state.config.projections.ready_max_lag;
             let lagging: Vec<_> = list
@@ -284,17 +270,19 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
-    if let Ok(list) = state.projections.status().await {
+    if let Ok(list) = state.effects.projections.status().await {
         for s in list {
             let l = ProjectionLabels {
                 projection: s.name.clone(),
             };
             state
+                .effects
                 .metrics
                 .projection_lag
                 .get_or_create(&l)
                 .set(s.lag() as i64);
             state
+                .effects
                 .metrics
                 .projection_position
                 .get_or_create(&l)
@@ -303,5 +291,5 @@ async fn metrics_route(state: web::Data<AppState>) -> HttpResponse {
     }
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.metrics.encode())
+        .body(state.effects.metrics.encode())
 }

@@ -1,39 +1,19 @@
-//! Everything a request handler needs, built once from the configuration.
+//! What a request handler needs: the effects (store, read models, model
+//! endpoints, training), the configuration, and the edge's own caches.
 
 use crate::config::Config;
-use crate::telemetry::{InstrumentedStore, Metrics};
-use anyhow::Context;
-use ftl_commands::Db;
-use ftl_commands::db::DbOptions;
-use ftl_commands::store::{DynStore, postgres::PostgresEventStore, sqlite::SqliteEventStore};
-use ftl_projections::Projections;
-use ftl_projections::feed::ChangeFeed;
+use ftl_effects::Effects;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The write side, the read models and every side effect.
+    pub effects: Effects,
     pub config: Arc<Config>,
-    pub db: Db,
-    pub store: DynStore,
-    pub projections: Projections,
-    pub feed: ChangeFeed,
-    pub metrics: Arc<Metrics>,
-    /// Where artifact bytes live (a local folder by default).
-    pub artifacts: Arc<dyn object_store::ObjectStore>,
-    /// The GPU/price catalog (GPU selection screen, job rates).
-    pub gpu_catalog: Arc<crate::training::catalog::GpuCatalog>,
     /// The credential this process's own workers claim with: random per
     /// start, never stored or logged.
     pub worker_secret: Arc<String>,
-    /// Folded job states for worker calls (read incrementally).
-    pub job_states: Arc<crate::training::job_states::JobStates>,
-    /// Seals and opens API keys of external models.
-    pub sealer: crate::secrets::Sealer,
-    /// Where outbound requests may go (SSRF guard).
-    pub egress: crate::egress::Policy,
-    /// The client for external model endpoints (under `egress`).
-    pub egress_client: reqwest::Client,
     /// Recently authenticated API keys.
     pub keys: Arc<crate::auth::KeyCache>,
 }
@@ -42,125 +22,22 @@ impl AppState {
     /// Connects, migrates, and prepares the read models. Fails closed: a
     /// missing or unreachable store is an error, never a silent fallback.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let mut opts = DbOptions::new(&config.database.url);
-        opts.max_connections = config.database.max_connections;
-        opts.sqlite_synchronous = config.database.sqlite_synchronous.clone();
-        let db = Db::connect(&opts)
-            .await
-            .with_context(|| format!("connecting to {}", redact(&config.database.url)))?;
-        db.migrate().await.context("applying migrations")?;
-        let raw = open_store(&config, &db).await?;
-        let metrics = Metrics::new();
-        let store: DynStore = Arc::new(InstrumentedStore {
-            inner: raw,
-            metrics: metrics.clone(),
-        });
-        let poll = Duration::from_millis(config.projections.poll_ms.max(10));
-        let projections = Projections::standard(db.clone(), store.clone(), poll)
-            .with_linger(Duration::from_millis(config.projections.linger_ms));
-        projections.ensure().await.context("creating read models")?;
-        let feed = ChangeFeed::start(store.clone(), poll)
-            .await
-            .context("starting the change feed")?;
-        let artifacts =
-            crate::objects::open_root(&config.artifacts.root, &config.artifacts.options)
-                .with_context(|| format!("opening the artifact store {}", config.artifacts.root))?;
-        let gpu_catalog = Arc::new(
-            crate::training::catalog::GpuCatalog::load(&config.training)
-                .context("loading the GPU catalog")?,
-        );
-        let sealer = crate::secrets::Sealer::new(config.secrets.encryption_key.as_deref())
-            .context("[secrets] encryption_key")?;
-        let egress = crate::egress::Policy::new(&config.external_models.allowed_networks)
-            .map_err(anyhow::Error::msg)?;
-        let egress_client = egress
-            .client(Duration::from_secs(config.external_models.timeout_s.max(1)))
-            .context("building the outbound HTTP client")?;
+        let effects = Effects::build(config.settings()).await?;
         Ok(Self {
-            sealer,
-            egress,
-            egress_client,
-            gpu_catalog,
-            worker_secret: Arc::new(crate::auth::generate_secret()),
-            job_states: Arc::default(),
-            keys: Arc::default(),
-            artifacts,
+            effects,
             config: Arc::new(config),
-            db,
-            store,
-            projections,
-            feed,
-            metrics,
+            worker_secret: Arc::new(crate::auth::generate_secret()),
+            keys: Arc::default(),
         })
     }
 
     /// Stops the change feed and closes the pools (after the runners have
-    /// stopped): every connection is returned and closed cleanly.
+    /// stopped).
     pub async fn close(&self) {
-        self.feed.stop();
-        self.db.close().await;
+        self.effects.close().await;
     }
 
     pub fn ryw_timeout(&self) -> Duration {
-        Duration::from_millis(self.config.projections.read_your_writes_timeout_ms)
-    }
-}
-
-async fn open_store(config: &Config, db: &Db) -> anyhow::Result<DynStore> {
-    match (config.store.backend.as_str(), db) {
-        ("sql", Db::Sqlite { write, read, sync }) => Ok(Arc::new(SqliteEventStore::new(
-            write.clone(),
-            read.clone(),
-            *sync,
-        ))),
-        ("sql", Db::Postgres(pool)) => Ok(Arc::new(PostgresEventStore::new(pool.clone()).await?)),
-        ("kurrentdb", _) => open_kurrent(config).await,
-        (other, _) => {
-            anyhow::bail!("unknown store.backend {other:?}: use \"sql\" or \"kurrentdb\"")
-        }
-    }
-}
-
-#[cfg(feature = "kurrentdb")]
-async fn open_kurrent(config: &Config) -> anyhow::Result<DynStore> {
-    let url = config
-        .store
-        .kurrentdb_url
-        .as_deref()
-        .context("store.kurrentdb_url is required with store.backend = \"kurrentdb\"")?;
-    Ok(Arc::new(
-        ftl_commands::store::kurrent::KurrentEventStore::connect(url).await?,
-    ))
-}
-
-#[cfg(not(feature = "kurrentdb"))]
-async fn open_kurrent(_: &Config) -> anyhow::Result<DynStore> {
-    anyhow::bail!("this build has no KurrentDB support: rebuild with `--features kurrentdb`")
-}
-
-/// Hides a password in a database URL before it reaches a log or an error.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            super::redact("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
-        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(super::redact("sqlite:./x.db"), "sqlite:./x.db");
+        self.effects.ryw_timeout()
     }
 }

@@ -279,7 +279,7 @@ impl Bench {
         let handle = server.handle();
         let served = tokio::spawn(server.run_until_stopped());
         let k = ftl_api::auth::create_key(
-            state.store.as_ref(),
+            state.effects.store.as_ref(),
             "bench",
             "bench",
             Scope::Write,
@@ -287,6 +287,7 @@ impl Bench {
         )
         .await?;
         state
+            .effects
             .projections
             .wait_for(k.position, Duration::from_secs(30))
             .await;
@@ -568,11 +569,11 @@ async fn bench_rebuild(url: &str, rounds: usize) -> Res<()> {
     let state = ftl_api::AppState::build(config).await?;
     // 100 jobs × 2,000 steps, one event per step with 5 metrics (as a
     // training loop logs), plus each job's lifecycle.
-    let (events, points) = seed_log(&state.store, 100, 2_000).await?;
+    let (events, points) = seed_log(&state.effects.store, 100, 2_000).await?;
     for name in ["catalog", "metrics"] {
         let mut rates = Vec::new();
         for _ in 0..rounds.clamp(1, 3) {
-            let r = state.projections.rebuild(name).await?;
+            let r = state.effects.projections.rebuild(name).await?;
             rates.push(r.elapsed.as_secs_f64());
         }
         let secs = median(rates);

@@ -151,9 +151,15 @@ impl Words {
 
 async fn bench_search(url: &str, n: usize, samples: usize) -> Res<()> {
     let st = ftl_api::AppState::build(config(url)).await?;
-    let key = ftl_api::auth::create_key(st.store.as_ref(), "bench", "bench", Scope::Write, "bench")
-        .await?;
-    st.projections.catch_up().await?;
+    let key = ftl_api::auth::create_key(
+        st.effects.store.as_ref(),
+        "bench",
+        "bench",
+        Scope::Write,
+        "bench",
+    )
+    .await?;
+    st.effects.projections.catch_up().await?;
     let caller = ftl_api::auth::authenticate(&st, Some(&key.secret)).await?;
     let project = caller.project_id;
     let model = Uuid::new_v4();
@@ -208,7 +214,7 @@ async fn bench_search(url: &str, n: usize, samples: usize) -> Res<()> {
             let Some((b, events)) = batches.next() else {
                 break;
             };
-            let store = st.store.clone();
+            let store = st.effects.store.clone();
             tasks.spawn(async move {
                 store
                     .append(
@@ -228,11 +234,11 @@ async fn bench_search(url: &str, n: usize, samples: usize) -> Res<()> {
     }
     let appended = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    st.projections.catch_up().await?;
+    st.effects.projections.catch_up().await?;
     let projected = t.elapsed().as_secs_f64();
     // Table statistics, as autovacuum keeps them on a live PostgreSQL (the
     // planner needs them to tell a common word from a rare one).
-    if let ftl_commands::Db::Postgres(pool) = &st.db {
+    if let ftl_commands::Db::Postgres(pool) = &st.effects.db {
         sqlx::query("ANALYZE").execute(pool).await?;
     }
     println!(
@@ -267,9 +273,15 @@ async fn bench_search(url: &str, n: usize, samples: usize) -> Res<()> {
         let mut hits = 0;
         for _ in 0..(samples / 4).max(1) {
             let t = Instant::now();
-            let rows =
-                view::predictions(&st.db, project.0, &filter, PredictionSort::Newest, None, 20)
-                    .await?;
+            let rows = view::predictions(
+                &st.effects.db,
+                project.0,
+                &filter,
+                PredictionSort::Newest,
+                None,
+                20,
+            )
+            .await?;
             fts.push(t.elapsed().as_secs_f64() * 1000.0);
             hits = rows.len();
             anyhow::ensure!(
@@ -282,7 +294,7 @@ async fn bench_search(url: &str, n: usize, samples: usize) -> Res<()> {
         let mut like = vec![];
         for _ in 0..3 {
             let t = Instant::now();
-            like_scan(&st.db, project.0, &q, model).await?;
+            like_scan(&st.effects.db, project.0, &q, model).await?;
             like.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         println!(
@@ -359,9 +371,16 @@ async fn bench_record(url: &str, samples: usize) -> Res<()> {
     let st = server.state.clone();
     let handle = server.handle();
     tokio::spawn(server.run_until_stopped());
-    let key = ftl_api::auth::create_key(st.store.as_ref(), "bench", "bench", Scope::Write, "bench")
-        .await?;
-    st.projections
+    let key = ftl_api::auth::create_key(
+        st.effects.store.as_ref(),
+        "bench",
+        "bench",
+        Scope::Write,
+        "bench",
+    )
+    .await?;
+    st.effects
+        .projections
         .wait_for(key.position, std::time::Duration::from_secs(10))
         .await;
     let http = reqwest::Client::new();

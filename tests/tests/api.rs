@@ -53,12 +53,18 @@ impl TestServer {
     }
 
     pub async fn key(&self, project: &str, scope: Scope) -> String {
-        let k =
-            ftl_api::auth::create_key(self.state.store.as_ref(), project, "test", scope, "test")
-                .await
-                .unwrap();
+        let k = ftl_api::auth::create_key(
+            self.state.effects.store.as_ref(),
+            project,
+            "test",
+            scope,
+            "test",
+        )
+        .await
+        .unwrap();
         assert!(
             self.state
+                .effects
                 .projections
                 .wait_for(k.position, Duration::from_secs(10))
                 .await
@@ -325,12 +331,16 @@ async fn job_lifecycle_and_metrics(backend: Backend) {
     );
 
     // A rebuilt read model equals the incrementally built one.
-    let before = ftl_tests::read_model_snapshot(&s.state.db).await.unwrap();
+    let before = ftl_tests::read_model_snapshot(&s.state.effects.db)
+        .await
+        .unwrap();
     for name in ["catalog", "metrics"] {
-        s.state.projections.rebuild(name).await.unwrap();
+        s.state.effects.projections.rebuild(name).await.unwrap();
     }
     assert_eq!(
-        ftl_tests::read_model_snapshot(&s.state.db).await.unwrap(),
+        ftl_tests::read_model_snapshot(&s.state.effects.db)
+            .await
+            .unwrap(),
         before
     );
     let d = s
@@ -878,7 +888,7 @@ async fn mlflow_transport_and_auth(backend: Backend) {
     // A key used a moment ago (so remembered by the key cache) is refused
     // as soon as its revocation is projected.
     let row = ftl_projections::views::catalog::key_by_hash(
-        &s.state.db,
+        &s.state.effects.db,
         &ftl_api::auth::hash_secret(&key),
     )
     .await
@@ -890,6 +900,7 @@ async fn mlflow_transport_and_auth(backend: Backend) {
     });
     let at = s
         .state
+        .effects
         .store
         .append(
             &ftl_domain::ids::ApiKeyId(row.key_id).stream(),
@@ -904,6 +915,7 @@ async fn mlflow_transport_and_auth(backend: Backend) {
         .unwrap();
     assert!(
         s.state
+            .effects
             .projections
             .wait_for(at.last_position, Duration::from_secs(10))
             .await
@@ -1365,10 +1377,10 @@ async fn changed_read_models_rebuild_at_start(backend: Backend) {
             .map(|p| (p.name, p.generation))
             .collect::<std::collections::BTreeMap<_, _>>()
     };
-    let before = generations(s.state.projections.status().await.unwrap());
+    let before = generations(s.state.effects.projections.status().await.unwrap());
     assert_eq!(before["catalog"], 1);
     // As if catalog's tables had been built by an older version.
-    let db = s.state.db.clone();
+    let db = s.state.effects.db.clone();
     let stale = "UPDATE projection_active SET ddl_hash = 'built-by-an-older-version' WHERE name = 'catalog'";
     match &db {
         ftl_commands::Db::Sqlite { write, .. } => {
@@ -1380,7 +1392,7 @@ async fn changed_read_models_rebuild_at_start(backend: Backend) {
     }
     s.stop().await;
     let s = TestServer::start_with(backend, |c| c.database.url = url).await;
-    let after = generations(s.state.projections.status().await.unwrap());
+    let after = generations(s.state.effects.projections.status().await.unwrap());
     for (name, g) in &before {
         let expected = if name == "catalog" { g + 1 } else { *g };
         assert_eq!(after[name], expected, "{name}: {before:?} → {after:?}");
@@ -1417,7 +1429,7 @@ async fn another_process_catching_up_holds_nothing_up(backend: Backend) {
         .unwrap();
     let other = ftl_projections::Projections::standard(db.clone(), store, Duration::from_secs(5));
     other.catch_up().await.unwrap();
-    let head = s.state.store.head_position().await.unwrap();
+    let head = s.state.effects.store.head_position().await.unwrap();
     for st in other.status().await.unwrap() {
         assert_eq!(st.position, head, "{st:?}");
     }

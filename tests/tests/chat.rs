@@ -23,7 +23,7 @@ fn msgs(system: &str, user: &str) -> Value {
 async fn external_models_chat_and_usage(backend: Backend) {
     let mock = Mock::start().await;
     let s = TestServer::start_with(backend, |c| {
-        c.secrets.encryption_key = Some(ftl_api::secrets::generate_key());
+        c.secrets.encryption_key = Some(ftl_effects::secrets::generate_key());
         // The mock lives on loopback: this deployment allows it, nothing else.
         c.external_models.allowed_networks = vec!["127.0.0.1/32".into()];
     })
@@ -51,7 +51,7 @@ async fn external_models_chat_and_usage(backend: Backend) {
     let oa_id = oa["id"].as_str().unwrap().to_string();
 
     // The key is sealed in the log and never comes back.
-    let events = s.state.store.read_all(0, 100_000).await.unwrap();
+    let events = s.state.effects.store.read_all(0, 100_000).await.unwrap();
     let registered = events
         .iter()
         .find(|e| e.event_type == "model.external_registered")

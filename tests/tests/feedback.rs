@@ -78,7 +78,7 @@ async fn feedback_and_agreement(backend: Backend) {
         c.training.local_workers = 1;
         c.training.heartbeat_ms = 100;
         c.training.reconcile_ms = 50;
-        c.secrets.encryption_key = Some(ftl_api::secrets::generate_key());
+        c.secrets.encryption_key = Some(ftl_effects::secrets::generate_key());
         // The mock provider lives on loopback: this deployment allows it.
         c.external_models.allowed_networks = vec!["127.0.0.1/32".into()];
     })

@@ -73,7 +73,7 @@ async fn running_job(s: &TestServer) -> (String, String) {
 /// The job's cost ticks in log order: (from_ms, to_ms, usd, rate, actor).
 async fn ticks(s: &TestServer, job: &str) -> Vec<(i64, i64, f64, f64, String)> {
     let id = JobId(job.parse().unwrap());
-    read_full_stream(s.state.store.as_ref(), &id.stream())
+    read_full_stream(s.state.effects.store.as_ref(), &id.stream())
         .await
         .unwrap()
         .into_iter()
@@ -185,8 +185,8 @@ async fn concurrent_ticks_of_one_interval_are_charged_once() {
     for round in 1..=5 {
         tokio::time::sleep(Duration::from_millis(80)).await;
         let (x, y) = tokio::join!(
-            ftl_api::training::reconciler::reconcile_once(&a.state, "reconciler:a"),
-            ftl_api::training::reconciler::reconcile_once(&b.state, "reconciler:b"),
+            ftl_effects::training::reconciler::reconcile_once(&a.state.effects, "reconciler:a"),
+            ftl_effects::training::reconciler::reconcile_once(&b.state.effects, "reconciler:b"),
         );
         x.unwrap();
         y.unwrap();

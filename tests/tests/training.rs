@@ -93,7 +93,7 @@ async fn wait_for(
 pub(crate) async fn caught_up(s: &TestServer) {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let status = s.state.projections.status().await.unwrap();
+        let status = s.state.effects.projections.status().await.unwrap();
         if status.iter().all(|p| p.lag() == 0) {
             return;
         }
@@ -710,8 +710,8 @@ async fn worker_leases_tokens_recovery_and_errors(backend: Backend) {
 
     // A real worker with the project's key picks both jobs up and finishes them.
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(ftl_api::training::worker::run_worker(
-        ftl_api::training::worker::WorkerOptions {
+    let worker = tokio::spawn(ftl_effects::worker::run_worker(
+        ftl_effects::worker::WorkerOptions {
             server: s.base.clone(),
             token: key.clone(),
             worker_id: "real-worker".into(),
@@ -893,7 +893,7 @@ async fn s3_datasets_in_place_and_checkpoints(backend: Backend) {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let (store, path) =
-        ftl_api::objects::open_object(&format!("s3://{bucket}/data/chat.jsonl"), &s3).unwrap();
+        ftl_effects::blobs::open_object(&format!("s3://{bucket}/data/chat.jsonl"), &s3).unwrap();
     object_store::ObjectStoreExt::put(&*store, &path, sft_rows().into_bytes().into())
         .await
         .unwrap();
@@ -954,7 +954,7 @@ async fn s3_datasets_in_place_and_checkpoints(backend: Backend) {
         .clone();
     // The checkpoint is in the bucket, byte for byte what was recorded.
     for f in last["files"].as_array().unwrap() {
-        let (store, path) = ftl_api::objects::open_object(
+        let (store, path) = ftl_effects::blobs::open_object(
             &format!(
                 "s3://{bucket}/artifacts/jobs/{}/checkpoints/checkpoint-00000012/{}",
                 id.replace('-', ""),

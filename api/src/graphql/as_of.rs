@@ -27,7 +27,7 @@ pub async fn position(st: &AppState, as_of: Option<&str>) -> async_graphql::Resu
     let p: u64 = text
         .parse()
         .map_err(|_| gql_error(Code::InvalidInput, "asOf must be a log position"))?;
-    let head = st.store.head_position().await.map_err(internal)?;
+    let head = st.effects.store.head_position().await.map_err(internal)?;
     if p > head {
         return Err(gql_error(
             Code::InvalidInput,
@@ -46,11 +46,11 @@ fn fold_error(e: ProjectionError) -> async_graphql::Error {
 
 async fn job_events(st: &AppState, job: Uuid) -> async_graphql::Result<Vec<RecordedEvent>> {
     let job = JobId(job);
-    let mut events = read_full_stream(st.store.as_ref(), &job.stream())
+    let mut events = read_full_stream(st.effects.store.as_ref(), &job.stream())
         .await
         .map_err(internal)?;
     events.extend(
-        read_full_stream(st.store.as_ref(), &job.metrics_stream())
+        read_full_stream(st.effects.store.as_ref(), &job.metrics_stream())
             .await
             .map_err(internal)?,
     );
@@ -76,7 +76,7 @@ pub async fn job(st: &AppState, job: Uuid, at: u64) -> async_graphql::Result<Rep
 pub async fn jobs(st: &AppState, at: u64) -> async_graphql::Result<Replay> {
     let (catalog, training) = (CatalogProjection, TrainingProjection);
     use ftl_projections::Projection;
-    let events = read_until(st.store.as_ref(), at, &[METRICS_LOGGED], |e| {
+    let events = read_until(st.effects.store.as_ref(), at, &[METRICS_LOGGED], |e| {
         catalog.handles(&e.event_type) || training.handles(&e.event_type)
     })
     .await

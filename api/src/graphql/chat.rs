@@ -7,8 +7,6 @@ use super::errors::{Code, gql_error, internal};
 use super::query::parse_id;
 use super::training::Model;
 use super::{caller, state};
-use crate::chat::{self, ChatError};
-use crate::predictions::Recorder;
 use crate::state::AppState;
 use async_graphql::{
     Context, ErrorExtensions, ID, InputObject, Object, SimpleObject, Subscription,
@@ -21,6 +19,8 @@ use ftl_domain::project::Scope;
 use ftl_domain::registry::{Capabilities, ExternalModelRegistered, ModelPriceSet};
 use ftl_domain::stats::quantile;
 use ftl_domain::{DomainEvent, ModelId, PredictionId};
+use ftl_effects::models::{self, ChatError};
+use ftl_effects::predictions::Recorder;
 use ftl_projections::views::training as view;
 use futures::{Stream, StreamExt};
 use std::time::Instant;
@@ -141,7 +141,9 @@ fn params_of(p: Option<ChatParams>) -> async_graphql::Result<ftl_trainer::Genera
 /// its outcome once recorded.
 type Started = (
     tokio::sync::mpsc::UnboundedReceiver<String>,
-    tokio::sync::oneshot::Receiver<Result<(chat::Reply, crate::predictions::Recorded), ChatError>>,
+    tokio::sync::oneshot::Receiver<
+        Result<(models::Reply, ftl_effects::predictions::Recorded), ChatError>,
+    >,
 );
 
 /// Checks the request, opens the model and starts the chat; it is recorded
@@ -165,13 +167,13 @@ async fn start_chat(
         })
         .collect();
     let params = params_of(params)?;
-    chat::check(&messages, &params).map_err(super::errors::refusal)?;
-    let model = chat::open(&st, c.project_id, id)
+    models::check(&messages, &params).map_err(super::errors::refusal)?;
+    let model = models::open(&st.effects, c.project_id, id)
         .await
         .map_err(chat_error)?
         .ok_or_else(|| gql_error(Code::NotFound, "model not found"))?;
     let recorder = Recorder {
-        st: st.clone(),
+        st: st.effects.clone(),
         caller: c,
         prediction: PredictionId(Uuid::new_v4()),
         messages,
@@ -189,7 +191,7 @@ async fn start_chat(
     Ok((running.pieces, done))
 }
 
-fn result_of(reply: chat::Reply, recorded: crate::predictions::Recorded) -> ChatResult {
+fn result_of(reply: models::Reply, recorded: ftl_effects::predictions::Recorded) -> ChatResult {
     ChatResult {
         prediction_id: ID(recorded.prediction.0.to_string()),
         prompt_tokens: reply.prompt_tokens as i64,
@@ -220,10 +222,12 @@ async fn append_model_event(
     };
     let new = NewEvent::from_domain(derive_event_id(command, 0), &event, meta);
     let a = st
+        .effects
         .store
         .append(&model.stream(), expected, vec![new])
         .await?;
-    st.projections
+    st.effects
+        .projections
         .wait_for(a.last_position, st.ryw_timeout())
         .await;
     Ok(())
@@ -261,9 +265,15 @@ impl ChatQuery {
                 "at most 10000 buckets: widen bucketSeconds or narrow the range",
             ));
         }
-        let rows = ftl_projections::views::predictions::usage(&st.db, c.project_id.0, id, from, to)
-            .await
-            .map_err(internal)?;
+        let rows = ftl_projections::views::predictions::usage(
+            &st.effects.db,
+            c.project_id.0,
+            id,
+            from,
+            to,
+        )
+        .await
+        .map_err(internal)?;
         Ok(usage_buckets(&rows, from, width))
     }
 }
@@ -329,17 +339,19 @@ impl ChatMutation {
                     return Err(gql_error(Code::LimitExceeded, "apiKey: at most 4096 bytes"));
                 }
                 let context = ExternalModelRegistered::secret_context(c.project_id, id);
-                Some(st.sealer.seal(k, &context).map_err(|e| {
+                Some(st.effects.sealer.seal(k, &context).map_err(|e| {
                     gql_error_code("NOT_CONFIGURED", format!("cannot store an API key: {e}"))
                 })?)
             }
             _ => None,
         };
         let url = st
+            .effects
             .egress
             .check_url(&input.base_url)
             .map_err(|e| gql_error_code(e.code(), e.to_string()))?;
-        st.egress
+        st.effects
+            .egress
             .check_resolved(&url)
             .await
             .map_err(|e| gql_error_code(e.code(), e.to_string()))?;
@@ -419,7 +431,7 @@ impl ChatMutation {
         let c = caller(ctx, Scope::Write)?;
         let st = state(ctx)?;
         let id = parse_id(&model_id, "modelId")?;
-        view::model(&st.db, c.project_id.0, id)
+        view::model(&st.effects.db, c.project_id.0, id)
             .await
             .map_err(internal)?
             .ok_or_else(|| gql_error(Code::NotFound, "model not found"))?;
@@ -482,7 +494,7 @@ fn provider_defaults(provider: &str) -> Capabilities {
 }
 
 async fn read_model(st: &AppState, project: Uuid, id: Uuid) -> async_graphql::Result<Model> {
-    view::model(&st.db, project, id)
+    view::model(&st.effects.db, project, id)
         .await
         .map_err(internal)?
         .map(Model::from)

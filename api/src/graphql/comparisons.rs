@@ -8,8 +8,6 @@ use super::errors::{Code, domain_error, gql_error, internal};
 use super::query::parse_id;
 use super::training::Dataset;
 use super::{caller, state};
-use crate::chat;
-use crate::predictions::Recorder;
 use crate::state::AppState;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent};
@@ -20,6 +18,8 @@ use ftl_domain::ids::derive_event_id;
 use ftl_domain::prediction::ChatMessage;
 use ftl_domain::project::Scope;
 use ftl_domain::{DomainEvent, PredictionId};
+use ftl_effects::models;
+use ftl_effects::predictions::Recorder;
 use ftl_projections::views::comparisons as view;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -129,12 +129,14 @@ async fn read(
     id: Uuid,
     rater: &str,
 ) -> async_graphql::Result<Comparison> {
-    let c = view::comparison(&st.db, project, id)
+    let c = view::comparison(&st.effects.db, project, id)
         .await
         .map_err(internal)?
         .ok_or_else(|| gql_error(Code::NotFound, "comparison not found"))?;
-    let responses = view::responses(&st.db, id).await.map_err(internal)?;
-    let votes = view::votes(&st.db, id).await.map_err(internal)?;
+    let responses = view::responses(&st.effects.db, id)
+        .await
+        .map_err(internal)?;
+    let votes = view::votes(&st.effects.db, id).await.map_err(internal)?;
     let mut prompts = Vec::with_capacity(c.prompts.len());
     for (i, context) in c.prompts.iter().enumerate() {
         let order = cmp::column_order(id, i as u32, c.model_ids.len());
@@ -220,11 +222,13 @@ async fn append(
         .map(|(i, e)| NewEvent::from_domain(derive_event_id(command, i), e, meta.clone()))
         .collect();
     let a = st
+        .effects
         .store
         .append(&stream(id), expected, new)
         .await
         .map_err(internal)?;
-    st.projections
+    st.effects
+        .projections
         .wait_for(a.last_position, st.ryw_timeout())
         .await;
     Ok(())
@@ -302,7 +306,7 @@ impl ComparisonMutation {
         created.validate().map_err(domain_error)?;
         let mut opened = Vec::with_capacity(ids.len());
         for m in &ids {
-            let model = chat::open(st, c.project_id, *m)
+            let model = models::open(&st.effects, c.project_id, *m)
                 .await
                 .map_err(chat_error)?
                 .ok_or_else(|| gql_error(Code::NotFound, format!("model {m} not found")))?;
@@ -348,7 +352,7 @@ impl ComparisonMutation {
             let prediction = PredictionId(Uuid::new_v4());
             let row = &opened[mi].row;
             Recorder {
-                st: st.clone(),
+                st: st.effects.clone(),
                 caller: c.clone(),
                 prediction,
                 messages,
@@ -397,7 +401,7 @@ impl ComparisonMutation {
         let st = state(ctx)?;
         let id = parse_id(&comparison_id, "comparisonId")?;
         let rater = rater_of(c, rater)?;
-        let session = view::comparison(&st.db, c.project_id.0, id)
+        let session = view::comparison(&st.effects.db, c.project_id.0, id)
             .await
             .map_err(internal)?
             .ok_or_else(|| gql_error(Code::NotFound, "comparison not found"))?;
@@ -492,15 +496,18 @@ impl ComparisonMutation {
         let mut records: Vec<(String, serde_json::Value)> = vec![];
         for cid in &comparison_ids {
             let id = parse_id(cid, "comparisonIds")?;
-            let session = view::comparison(&st.db, c.project_id.0, id)
+            let session = view::comparison(&st.effects.db, c.project_id.0, id)
                 .await
                 .map_err(internal)?
                 .ok_or_else(|| gql_error(Code::NotFound, "comparison not found"))?;
-            let responses = view::responses(&st.db, id).await.map_err(internal)?;
-            let ratings = ftl_projections::views::predictions::comparison_ratings(&st.db, id)
+            let responses = view::responses(&st.effects.db, id)
                 .await
                 .map_err(internal)?;
-            for v in view::votes(&st.db, id).await.map_err(internal)? {
+            let ratings =
+                ftl_projections::views::predictions::comparison_ratings(&st.effects.db, id)
+                    .await
+                    .map_err(internal)?;
+            for v in view::votes(&st.effects.db, id).await.map_err(internal)? {
                 let i = v.prompt_index as usize;
                 let order = cmp::column_order(id, i as u32, session.model_ids.len());
                 let shown: Vec<Shown> = order
@@ -602,22 +609,22 @@ impl ComparisonMutation {
         let test_rows = split.as_ref().map(|_| test.len() as i32);
         let dataset = match dataset_name {
             Some(name) if n_train > 0 => {
-                if !crate::training::storage::valid_name(&name) || !name.ends_with(".jsonl") {
+                if !ftl_effects::training::storage::valid_name(&name) || !name.ends_with(".jsonl") {
                     return Err(gql_error(
                         Code::InvalidInput,
                         "datasetName is one path segment ending in .jsonl",
                     ));
                 }
-                let r = crate::training::datasets::register(
-                    st,
+                let r = ftl_effects::training::datasets::register(
+                    &st.effects,
                     c,
                     &name,
-                    crate::training::datasets::Source::Upload,
+                    ftl_effects::training::datasets::Source::Upload,
                     jsonl.clone().into(),
                 )
                 .await
                 .map_err(|e| gql_error(Code::Internal, e.to_string()))?;
-                ftl_projections::views::training::dataset(&st.db, c.project_id.0, r.id)
+                ftl_projections::views::training::dataset(&st.effects.db, c.project_id.0, r.id)
                     .await
                     .map_err(internal)?
                     .map(Dataset::from)

@@ -37,7 +37,7 @@ pub fn gql_error(code: Code, message: impl Into<String>) -> async_graphql::Error
 
 /// A chat or generation request refused before anything ran, with the
 /// parameter at fault (`field`, OpenAI's name).
-pub fn refusal(r: crate::chat::Refusal) -> async_graphql::Error {
+pub fn refusal(r: ftl_effects::models::Refusal) -> async_graphql::Error {
     let code = if r.limit {
         Code::LimitExceeded
     } else {

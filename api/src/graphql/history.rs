@@ -160,10 +160,10 @@ impl HistoryQuery {
             as_of,
             source,
         };
-        let times = judgments::prediction_times(&st.db, c.project_id.0, &filter)
+        let times = judgments::prediction_times(&st.effects.db, c.project_id.0, &filter)
             .await
             .map_err(internal)?;
-        let history = judgments::history(&st.db, c.project_id.0, &filter)
+        let history = judgments::history(&st.effects.db, c.project_id.0, &filter)
             .await
             .map_err(internal)?;
         // Exchanges that happened after `asOf` did not exist yet.
@@ -227,7 +227,8 @@ impl HistoryMutation {
                 format!("predictionIds: 1 to {MAX_CONVERSATIONS}"),
             ));
         }
-        if !crate::training::storage::valid_name(&dataset_name) || !dataset_name.ends_with(".jsonl")
+        if !ftl_effects::training::storage::valid_name(&dataset_name)
+            || !dataset_name.ends_with(".jsonl")
         {
             return Err(gql_error(
                 Code::InvalidInput,
@@ -241,13 +242,13 @@ impl HistoryMutation {
         let mut jsonl = String::new();
         let (mut rows, mut skipped) = (0, 0);
         for chunk in ids.chunks(500) {
-            let history = judgments::history_of(&st.db, c.project_id.0, chunk, None)
+            let history = judgments::history_of(&st.effects.db, c.project_id.0, chunk, None)
                 .await
                 .map_err(internal)?;
             let by = judgments::by_exchange(history);
             let found: BTreeMap<uuid::Uuid, _> =
                 ftl_projections::views::predictions::predictions_with_ids(
-                    &st.db,
+                    &st.effects.db,
                     c.project_id.0,
                     chunk,
                 )
@@ -278,16 +279,16 @@ impl HistoryMutation {
                 "every conversation was left out (judged bad): nothing to train on",
             ));
         }
-        let r = crate::training::datasets::register(
-            st,
+        let r = ftl_effects::training::datasets::register(
+            &st.effects,
             c,
             &dataset_name,
-            crate::training::datasets::Source::Upload,
+            ftl_effects::training::datasets::Source::Upload,
             jsonl.into(),
         )
         .await
         .map_err(|e| match e {
-            crate::training::datasets::RegisterError::Invalid(issues) => gql_error(
+            ftl_effects::training::datasets::RegisterError::Invalid(issues) => gql_error(
                 Code::InvalidInput,
                 format!(
                     "the conversations do not make a chat dataset: {}",
@@ -301,11 +302,14 @@ impl HistoryMutation {
             ),
             other => internal(other),
         })?;
-        let dataset = ftl_projections::views::training::dataset(&st.db, c.project_id.0, r.id)
-            .await
-            .map_err(internal)?
-            .map(Dataset::from)
-            .ok_or_else(|| gql_error(Code::Internal, "the dataset is not in the read model yet"))?;
+        let dataset =
+            ftl_projections::views::training::dataset(&st.effects.db, c.project_id.0, r.id)
+                .await
+                .map_err(internal)?
+                .map(Dataset::from)
+                .ok_or_else(|| {
+                    gql_error(Code::Internal, "the dataset is not in the read model yet")
+                })?;
         Ok(ConversationDataset {
             dataset,
             rows,

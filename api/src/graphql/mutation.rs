@@ -26,10 +26,15 @@ async fn job_after(
     job: Uuid,
     position: u64,
 ) -> async_graphql::Result<Job> {
-    if !st.projections.wait_for(position, st.ryw_timeout()).await {
+    if !st
+        .effects
+        .projections
+        .wait_for(position, st.ryw_timeout())
+        .await
+    {
         tracing::warn!(position, "read models did not catch up in time");
     }
-    catalog::job(&st.db, c.project_id.0, job)
+    catalog::job(&st.effects.db, c.project_id.0, job)
         .await
         .map_err(internal)?
         .map(Job::from)
@@ -50,7 +55,7 @@ pub(crate) async fn create(
     keyed: &Keyed,
 ) -> async_graphql::Result<Job> {
     let handled = handle::<JobDecider>(
-        st.store.as_ref(),
+        st.effects.store.as_ref(),
         &job.stream(),
         cmd,
         keyed.id,
@@ -74,7 +79,7 @@ pub(crate) async fn transition(
     let job = JobId(parse_id(&id, "id")?);
     let k = keyed(ctx, c, op, &job.to_string(), key.as_deref())?;
     let handled = handle::<JobDecider>(
-        st.store.as_ref(),
+        st.effects.store.as_ref(),
         &job.stream(),
         &cmd,
         k.id,
@@ -219,7 +224,7 @@ impl Mutation {
         let (cid, meta) = (k.id, k.meta);
         // The lifecycle check (and a queued job's start) on the job stream...
         let lifecycle = handle::<JobDecider>(
-            st.store.as_ref(),
+            st.effects.store.as_ref(),
             &job.stream(),
             &JobCommand::ReportMetrics,
             Uuid::new_v5(&cid, b"lifecycle"),
@@ -230,11 +235,16 @@ impl Mutation {
         .map_err(command_error)?;
         // ...then the batch on the job's metric stream, without a version check.
         let n = points.len() as i32;
-        let appended = append_metrics(st.store.as_ref(), job, points, cid, &meta)
+        let appended = append_metrics(st.effects.store.as_ref(), job, points, cid, &meta)
             .await
             .map_err(command_error)?;
         let position = appended.last_position.max(lifecycle.position());
-        if !st.projections.wait_for(position, st.ryw_timeout()).await {
+        if !st
+            .effects
+            .projections
+            .wait_for(position, st.ryw_timeout())
+            .await
+        {
             tracing::warn!(position, "read models did not catch up in time");
         }
         Ok(LogMetricsResult {

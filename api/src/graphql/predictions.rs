@@ -62,7 +62,7 @@ impl Prediction {
     /// Every judgment, in order; a change is a new entry, nothing is overwritten.
     async fn judgments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Judgment>> {
         let st = state(ctx)?;
-        Ok(view::feedback_history(&st.db, self.uuid)
+        Ok(view::feedback_history(&st.effects.db, self.uuid)
             .await
             .map_err(internal)?
             .into_iter()
@@ -219,7 +219,7 @@ impl PredictionsQuery {
             PredictionSort::Fastest => view::PredictionSort::Fastest,
         };
         let mut rows = view::predictions(
-            &st.db,
+            &st.effects.db,
             c.project_id.0,
             &filter,
             sort,
@@ -246,7 +246,7 @@ impl PredictionsQuery {
         let id = parse_id(&id, "id")?;
         let c = caller(ctx, Scope::Read)?;
         let st = state(ctx)?;
-        Ok(view::prediction(&st.db, c.project_id.0, id)
+        Ok(view::prediction(&st.effects.db, c.project_id.0, id)
             .await
             .map_err(internal)?
             .map(Prediction::from))
@@ -379,10 +379,10 @@ impl FeedbackQuery {
         let c = caller(ctx, Scope::Read)?;
         let st = state(ctx)?;
         let model = model_id.map(|m| parse_id(&m, "modelId")).transpose()?;
-        let (up, down) = view::thumbs(&st.db, c.project_id.0, model)
+        let (up, down) = view::thumbs(&st.effects.db, c.project_id.0, model)
             .await
             .map_err(internal)?;
-        let ratings = view::ratings(&st.db, c.project_id.0, model)
+        let ratings = view::ratings(&st.effects.db, c.project_id.0, model)
             .await
             .map_err(internal)?;
         let axes = [
@@ -400,7 +400,7 @@ impl FeedbackQuery {
             stats(a, &values)
         })
         .collect();
-        let evals = view::evaluations(&st.db, c.project_id.0, model)
+        let evals = view::evaluations(&st.effects.db, c.project_id.0, model)
             .await
             .map_err(internal)?;
         let t =
@@ -438,12 +438,13 @@ impl FeedbackQuery {
         let c = caller(ctx, Scope::Read)?;
         let st = state(ctx)?;
         let model = model_id.map(|m| parse_id(&m, "modelId")).transpose()?;
-        let ratings: Vec<(uuid::Uuid, String, i64)> = view::ratings(&st.db, c.project_id.0, model)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .filter_map(|(p, r, v)| v[axis.index()].map(|v| (p, r, v)))
-            .collect();
+        let ratings: Vec<(uuid::Uuid, String, i64)> =
+            view::ratings(&st.effects.db, c.project_id.0, model)
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .filter_map(|(p, r, v)| v[axis.index()].map(|v| (p, r, v)))
+                .collect();
         let mut raters: Vec<String> = ratings.iter().map(|(_, r, _)| r.clone()).collect();
         raters.sort();
         raters.dedup();
@@ -528,7 +529,7 @@ async fn judge(
     let c = caller(ctx, Scope::Write)?;
     let st = state(ctx)?;
     let id = parse_id(prediction, "predictionId")?;
-    view::prediction(&st.db, c.project_id.0, id)
+    view::prediction(&st.effects.db, c.project_id.0, id)
         .await
         .map_err(internal)?
         .ok_or_else(|| gql_error(Code::NotFound, "prediction not found"))?;
@@ -538,17 +539,18 @@ async fn judge(
     let k = super::mutation::keyed(ctx, c, op, &id.to_string(), idempotency_key.as_deref())?;
     let new = NewEvent::from_domain(ftl_domain::ids::derive_event_id(k.id, 0), &event, k.meta);
     let appended = ftl_commands::handler::append_once(
-        st.store.as_ref(),
+        st.effects.store.as_ref(),
         &ftl_domain::PredictionId(id).stream(),
         ExpectedVersion::StreamExists,
         vec![new],
     )
     .await
     .map_err(super::errors::command_error)?;
-    st.projections
+    st.effects
+        .projections
         .wait_for(appended.last_position, st.ryw_timeout())
         .await;
-    view::prediction(&st.db, c.project_id.0, id)
+    view::prediction(&st.effects.db, c.project_id.0, id)
         .await
         .map_err(internal)?
         .map(Prediction::from)
@@ -647,10 +649,14 @@ impl FeedbackMutation {
         // A comparison named must exist in the caller's project, like every id.
         if let Some(cmp) = comparison {
             let c = caller(ctx, Scope::Write)?;
-            ftl_projections::views::comparisons::comparison(&state(ctx)?.db, c.project_id.0, cmp)
-                .await
-                .map_err(internal)?
-                .ok_or_else(|| gql_error(Code::NotFound, "comparison not found"))?;
+            ftl_projections::views::comparisons::comparison(
+                &state(ctx)?.effects.db,
+                c.project_id.0,
+                cmp,
+            )
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| gql_error(Code::NotFound, "comparison not found"))?;
         }
         judge(
             ctx,

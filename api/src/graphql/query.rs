@@ -45,7 +45,7 @@ pub(crate) async fn owned_job(
 ) -> async_graphql::Result<catalog::JobRow> {
     let c = caller(ctx, needed)?;
     let st = state(ctx)?;
-    catalog::job(&st.db, c.project_id.0, id)
+    catalog::job(&st.effects.db, c.project_id.0, id)
         .await
         .map_err(internal)?
         .ok_or_else(|| gql_error(Code::NotFound, "job not found"))
@@ -95,7 +95,10 @@ impl Query {
         }
         let (gpu_types, rate_usd_per_hour) = super::training::resources(st, &config.0);
         let context = ftl_domain::training_config::Context {
-            trainer: ftl_trainer::job::support(&[], crate::training::local::total_memory_bytes()),
+            trainer: ftl_trainer::job::support(
+                &[],
+                ftl_effects::training::local::total_memory_bytes(),
+            ),
             gpu_types,
             rate_usd_per_hour,
             ..Default::default()
@@ -116,13 +119,13 @@ impl Query {
         let c = caller(ctx, Scope::Read)?;
         let st = state(ctx)?;
         let Some(at) = super::as_of::position(st, as_of.as_deref()).await? else {
-            return Ok(catalog::job(&st.db, c.project_id.0, id)
+            return Ok(catalog::job(&st.effects.db, c.project_id.0, id)
                 .await
                 .map_err(internal)?
                 .map(Job::from));
         };
         // The live row says whose it is; a job of another project is none.
-        if catalog::job(&st.db, c.project_id.0, id)
+        if catalog::job(&st.effects.db, c.project_id.0, id)
             .await
             .map_err(internal)?
             .is_none()
@@ -164,7 +167,7 @@ impl Query {
         let has_prev = after.is_some();
         let before = decode_cursor(after)?;
         let mut rows = catalog::jobs(
-            replay.as_ref().map_or(&st.db, |r| r.db()),
+            replay.as_ref().map_or(&st.effects.db, |r| r.db()),
             c.project_id.0,
             &filter,
             before,
@@ -236,7 +239,7 @@ impl Query {
             Some(at) => Some(super::as_of::job(st, id, at).await?),
             None => None,
         };
-        let db = replay.as_ref().map_or(&st.db, |r| r.db());
+        let db = replay.as_ref().map_or(&st.effects.db, |r| r.db());
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let s = metrics::series(db, id, &key, from_step, to_step, max_points)
@@ -279,11 +282,11 @@ impl Query {
             None => 0,
         };
         let job = JobId(id);
-        let mut events = read_full_stream(st.store.as_ref(), &job.stream())
+        let mut events = read_full_stream(st.effects.store.as_ref(), &job.stream())
             .await
             .map_err(internal)?;
         events.extend(
-            read_full_stream(st.store.as_ref(), &job.metrics_stream())
+            read_full_stream(st.effects.store.as_ref(), &job.metrics_stream())
                 .await
                 .map_err(internal)?,
         );

@@ -26,7 +26,7 @@ impl Subscription {
         let id = parse_id(&job_id, "jobId")?;
         let st = state(ctx)?.clone();
         // Listen first, then read: a change between the two is not missed.
-        let feed = BroadcastStream::new(st.feed.subscribe());
+        let feed = BroadcastStream::new(st.effects.feed.subscribe());
         let current = owned_job(ctx, id, Scope::Read).await?;
         let project = current.project_id;
         let first = futures::stream::once(async move { Ok(current) });
@@ -40,9 +40,12 @@ impl Subscription {
                 if e.job_id().0 != id {
                     return None;
                 }
-                st.projections.wait_for(d.position, st.ryw_timeout()).await;
+                st.effects
+                    .projections
+                    .wait_for(d.position, st.ryw_timeout())
+                    .await;
                 Some(
-                    catalog::job(&st.db, project, id)
+                    catalog::job(&st.effects.db, project, id)
                         .await
                         .map_err(internal)
                         .and_then(|j| {
@@ -89,7 +92,7 @@ impl Subscription {
         owned_job(ctx, id, Scope::Read).await?;
         let st = state(ctx)?.clone();
         Ok(
-            BroadcastStream::new(st.feed.subscribe()).filter_map(move |item| {
+            BroadcastStream::new(st.effects.feed.subscribe()).filter_map(move |item| {
                 let st = st.clone();
                 let keys = keys.clone();
                 async move {
@@ -100,7 +103,10 @@ impl Subscription {
                     if m.job_id.0 != id {
                         return None;
                     }
-                    st.projections.wait_for(d.position, st.ryw_timeout()).await;
+                    st.effects
+                        .projections
+                        .wait_for(d.position, st.ryw_timeout())
+                        .await;
                     let points: Vec<MetricPointOut> = m
                         .points
                         .iter()

@@ -8,7 +8,6 @@ use super::mutation::{create, keyed, transition};
 use super::query::{owned_job, parse_id};
 use super::types::Job;
 use super::{caller, state};
-use crate::training::{models, storage};
 use async_graphql::{
     ComplexObject, Context, ErrorExtensions, ID, InputObject, Object, SimpleObject,
     Subscription as GqlSubscription,
@@ -21,6 +20,7 @@ use ftl_domain::job::managed::{BudgetChange, DatasetRef, JobValidated, PauseReas
 use ftl_domain::limits::MAX_CONFIG_BYTES;
 use ftl_domain::project::Scope;
 use ftl_domain::training_config::{Context as ValidationContext, validate};
+use ftl_effects::training::storage;
 use ftl_projections::views::{metrics, training};
 use futures::stream::{Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
@@ -164,7 +164,7 @@ impl Training {
     /// throughput.
     async fn progress(&self, ctx: &Context<'_>) -> async_graphql::Result<Progress> {
         let st = state(ctx)?;
-        let latest = metrics::latest(self.db(&st.db), self.job)
+        let latest = metrics::latest(self.db(&st.effects.db), self.job)
             .await
             .map_err(internal)?;
         let step = latest
@@ -201,7 +201,7 @@ impl Training {
     ) -> async_graphql::Result<Vec<Checkpoint>> {
         let st = state(ctx)?;
         Ok(
-            training::checkpoints(self.db(&st.db), self.job, include_pruned)
+            training::checkpoints(self.db(&st.effects.db), self.job, include_pruned)
                 .await
                 .map_err(internal)?
                 .into_iter()
@@ -212,7 +212,7 @@ impl Training {
 
     async fn budget_alerts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<BudgetAlert>> {
         let st = state(ctx)?;
-        Ok(training::budget_alerts(self.db(&st.db), self.job)
+        Ok(training::budget_alerts(self.db(&st.effects.db), self.job)
             .await
             .map_err(internal)?
             .into_iter()
@@ -234,7 +234,7 @@ impl Training {
         let c = caller(ctx, Scope::Read)?;
         let st = state(ctx)?;
         spend(
-            self.db(&st.db),
+            self.db(&st.effects.db),
             c.project_id.0,
             Some(self.job),
             bucket_seconds,
@@ -583,7 +583,7 @@ impl TrainingQuery {
             search,
             after: parse_log_cursor(after.as_deref())?,
         };
-        Ok(training::logs(&st.db, id, &filter, n)
+        Ok(training::logs(&st.effects.db, id, &filter, n)
             .await
             .map_err(internal)?
             .into_iter()
@@ -604,7 +604,7 @@ impl TrainingQuery {
         let n = page(first, st.config.limits.page_size_max)?;
         let f = filter.unwrap_or_default();
         let groups = training::errors(
-            &st.db,
+            &st.effects.db,
             c.project_id.0,
             f.fingerprint.as_deref(),
             f.search.as_deref(),
@@ -642,7 +642,13 @@ impl TrainingQuery {
         #[graphql(default = 3600)] bucket_seconds: i32,
     ) -> async_graphql::Result<Vec<SpendPoint>> {
         let c = caller(ctx, Scope::Read)?;
-        spend(&state(ctx)?.db, c.project_id.0, None, bucket_seconds).await
+        spend(
+            &state(ctx)?.effects.db,
+            c.project_id.0,
+            None,
+            bucket_seconds,
+        )
+        .await
     }
 
     async fn datasets(
@@ -653,7 +659,7 @@ impl TrainingQuery {
         let c = caller(ctx, Scope::Read)?;
         let st = state(ctx)?;
         let n = page(first, st.config.limits.page_size_max)?;
-        Ok(training::datasets(&st.db, c.project_id.0, n)
+        Ok(training::datasets(&st.effects.db, c.project_id.0, n)
             .await
             .map_err(internal)?
             .into_iter()
@@ -671,7 +677,7 @@ impl TrainingQuery {
         let st = state(ctx)?;
         let n = page(first, st.config.limits.page_size_max)?;
         let job = job_id.map(|j| parse_id(&j, "jobId")).transpose()?;
-        Ok(training::models(&st.db, c.project_id.0, job, n)
+        Ok(training::models(&st.effects.db, c.project_id.0, job, n)
             .await
             .map_err(internal)?
             .into_iter()
@@ -683,7 +689,7 @@ impl TrainingQuery {
         let id = parse_id(&id, "id")?;
         let c = caller(ctx, Scope::Read)?;
         let st = state(ctx)?;
-        Ok(training::model(&st.db, c.project_id.0, id)
+        Ok(training::model(&st.effects.db, c.project_id.0, id)
             .await
             .map_err(internal)?
             .map(Model::from))
@@ -699,6 +705,7 @@ impl TrainingQuery {
         let st = state(ctx)?;
         let f = filter.unwrap_or_default();
         Ok(st
+            .effects
             .gpu_catalog
             .filter(
                 f.provider.as_deref(),
@@ -750,19 +757,25 @@ impl TrainingQuery {
             seed: seed as u64,
         };
         // The chat portal's rules: temperature 0 to 2, topP in (0, 1].
-        crate::chat::check_sampling(&params).map_err(super::errors::refusal)?;
+        ftl_effects::models::check_sampling(&params).map_err(super::errors::refusal)?;
         let prompt = if chat {
-            models::Prompt::Chat(vec![(ftl_trainer::tokenizer::Role::User, prompt)])
+            ftl_effects::models::local::Prompt::Chat(vec![(
+                ftl_trainer::tokenizer::Role::User,
+                prompt,
+            )])
         } else {
-            models::Prompt::Text(prompt)
+            ftl_effects::models::local::Prompt::Text(prompt)
         };
-        let out = models::generate(st, c.project_id, id, prompt, params)
-            .await
-            .map_err(|e| match e.downcast_ref::<models::NotLocal>() {
-                Some(n) => gql_error(Code::InvalidInput, format!("{n}: use chat")),
-                None => internal(e),
-            })?
-            .ok_or_else(|| gql_error(Code::NotFound, "model not found"))?;
+        let out =
+            ftl_effects::models::local::generate(&st.effects, c.project_id, id, prompt, params)
+                .await
+                .map_err(
+                    |e| match e.downcast_ref::<ftl_effects::models::local::NotLocal>() {
+                        Some(n) => gql_error(Code::InvalidInput, format!("{n}: use chat")),
+                        None => internal(e),
+                    },
+                )?
+                .ok_or_else(|| gql_error(Code::NotFound, "model not found"))?;
         Ok(Generation {
             text: out.text,
             prompt_tokens: out.prompt_tokens as i32,
@@ -837,7 +850,7 @@ impl TrainingMutation {
             )));
         }
         let dataset_uuid = parse_id(&dataset_id, "datasetId")?;
-        let dataset = training::dataset(&st.db, c.project_id.0, dataset_uuid)
+        let dataset = training::dataset(&st.effects.db, c.project_id.0, dataset_uuid)
             .await
             .map_err(internal)?
             .ok_or_else(|| gql_error(Code::NotFound, "dataset not found"))?;
@@ -852,7 +865,7 @@ impl TrainingMutation {
         let mut base_model_id = None;
         let mut architecture = ftl_trainer::job::preset(&model_name);
         if let Ok(model_uuid) = Uuid::parse_str(&model_name)
-            && let Some(m) = training::model(&st.db, c.project_id.0, model_uuid)
+            && let Some(m) = training::model(&st.effects.db, c.project_id.0, model_uuid)
                 .await
                 .map_err(internal)?
         {
@@ -869,7 +882,7 @@ impl TrainingMutation {
             architecture = Some(arch);
         }
         let context = architecture.map(|a| a.context).unwrap_or(1024);
-        let bytes = storage::read_dataset(st, &dataset.uri)
+        let bytes = storage::read_dataset(&st.effects, &dataset.uri)
             .await
             .map_err(internal)?;
         let raw_text = storage::is_raw_text(&dataset.name);
@@ -884,7 +897,7 @@ impl TrainingMutation {
             dataset: Some(ftl_trainer::job::dataset_facts(&parsed, raw_text)),
             trainer: ftl_trainer::job::support(
                 &extra_models,
-                crate::training::local::total_memory_bytes(),
+                ftl_effects::training::local::total_memory_bytes(),
             ),
             gpu_types,
             rate_usd_per_hour: rate,
@@ -937,7 +950,7 @@ impl TrainingMutation {
         if uri.len() > 2048 {
             return Err(limit("uri: at most 2048 bytes".into()));
         }
-        if !storage::allowed_source(st, &uri) {
+        if !storage::allowed_source(&st.effects, &uri) {
             return Err(gql_error(
                 Code::Forbidden,
                 "uri is not under a configured training.dataset_sources prefix",
@@ -950,22 +963,24 @@ impl TrainingMutation {
                 "name must be one path segment of 1 to 200 bytes",
             ));
         }
-        let bytes = storage::read_dataset(st, &uri)
+        let bytes = storage::read_dataset(&st.effects, &uri)
             .await
             .map_err(|e| gql_error(Code::InvalidInput, format!("reading {uri}: {e:#}")))?;
-        let r = crate::training::datasets::register(
-            st,
+        let r = ftl_effects::training::datasets::register(
+            &st.effects,
             c,
             &name,
-            crate::training::datasets::Source::InPlace(uri),
+            ftl_effects::training::datasets::Source::InPlace(uri),
             bytes.into(),
         )
         .await
         .map_err(|e| match e {
-            crate::training::datasets::RegisterError::Invalid(issues) => dataset_invalid(&issues),
-            crate::training::datasets::RegisterError::Other(e) => internal(e),
+            ftl_effects::training::datasets::RegisterError::Invalid(issues) => {
+                dataset_invalid(&issues)
+            }
+            ftl_effects::training::datasets::RegisterError::Other(e) => internal(e),
         })?;
-        training::dataset(&st.db, c.project_id.0, r.id)
+        training::dataset(&st.effects.db, c.project_id.0, r.id)
             .await
             .map_err(internal)?
             .map(Dataset::from)
@@ -1046,10 +1061,11 @@ impl TrainingMutation {
         }
         let step = u64::try_from(step)
             .map_err(|_| gql_error(Code::InvalidInput, "step must not be negative"))?;
-        let model = models::register(st, c.project_id, JobId(id), step, name)
-            .await
-            .map_err(|e| gql_error(Code::InvalidInput, e.to_string()))?;
-        training::model(&st.db, c.project_id.0, model.0)
+        let model =
+            ftl_effects::models::local::register(&st.effects, c.project_id, JobId(id), step, name)
+                .await
+                .map_err(|e| gql_error(Code::InvalidInput, e.to_string()))?;
+        training::model(&st.effects.db, c.project_id.0, model.0)
             .await
             .map_err(internal)?
             .map(Model::from)
@@ -1075,7 +1091,7 @@ impl TrainingSubscription {
         owned_job(ctx, id, Scope::Read).await?;
         let min = parse_level(level.as_deref())?.unwrap_or(0);
         let st = state(ctx)?.clone();
-        Ok(BroadcastStream::new(st.feed.subscribe())
+        Ok(BroadcastStream::new(st.effects.feed.subscribe())
             .filter_map(move |item| {
                 let lines: Vec<LogLine> = match item {
                     Ok(d) => match &d.event {
@@ -1117,7 +1133,7 @@ impl TrainingSubscription {
         owned_job(ctx, id, Scope::Read).await?;
         let st = state(ctx)?.clone();
         let last = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(-1));
-        let changes = BroadcastStream::new(st.feed.subscribe()).map(Some);
+        let changes = BroadcastStream::new(st.effects.feed.subscribe()).map(Some);
         // One read at subscription, then one per relevant event (or lag).
         Ok(futures::stream::once(async { None })
             .chain(changes)
@@ -1136,9 +1152,12 @@ impl TrainingSubscription {
                         },
                     };
                     if let Some(position) = wait_for {
-                        st.projections.wait_for(position, st.ryw_timeout()).await;
+                        st.effects
+                            .projections
+                            .wait_for(position, st.ryw_timeout())
+                            .await;
                     }
-                    let alerts = training::budget_alerts(&st.db, id).await.ok()?;
+                    let alerts = training::budget_alerts(&st.effects.db, id).await.ok()?;
                     let seen = last.load(std::sync::atomic::Ordering::SeqCst);
                     let new: Vec<BudgetAlert> = alerts
                         .into_iter()
@@ -1179,7 +1198,7 @@ pub(crate) fn resources(
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(1);
     (
-        Some(st.gpu_catalog.skus(provider)),
-        st.gpu_catalog.rate(provider, gpu_type, gpu_count),
+        Some(st.effects.gpu_catalog.skus(provider)),
+        st.effects.gpu_catalog.rate(provider, gpu_type, gpu_count),
     )
 }

@@ -115,7 +115,7 @@ impl Job {
     /// The latest value of each metric key (by step).
     async fn latest_metrics(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LatestMetric>> {
         let st = state(ctx)?;
-        let rows = metrics::latest(self.db(&st.db), self.uuid)
+        let rows = metrics::latest(self.db(&st.effects.db), self.uuid)
             .await
             .map_err(internal)?;
         Ok(rows
@@ -136,7 +136,7 @@ impl Job {
     ) -> async_graphql::Result<Option<super::training::Training>> {
         let st = state(ctx)?;
         Ok(
-            ftl_projections::views::training::training(self.db(&st.db), self.uuid)
+            ftl_projections::views::training::training(self.db(&st.effects.db), self.uuid)
                 .await
                 .map_err(internal)?
                 .map(|r| super::training::Training {

@@ -162,7 +162,7 @@ async fn run_command(
 ) -> Result<(), MlflowError> {
     let job = JobId(run.job_id);
     handle::<JobDecider>(
-        state.store.as_ref(),
+        state.effects.store.as_ref(),
         &job.stream(),
         &cmd,
         Uuid::new_v4(),
@@ -193,6 +193,7 @@ async fn upload(
     let location = store_path(&c, &run, &p.rel);
     let limit = state.config.artifacts.max_file_bytes;
     let upload = state
+        .effects
         .artifacts
         .put_multipart(&location)
         .await
@@ -316,6 +317,7 @@ async fn download(
     // answered 416 on every backend instead of whatever error it raises.
     let range = if ranged {
         let meta = state
+            .effects
             .artifacts
             .head(&location)
             .await
@@ -340,6 +342,7 @@ async fn download(
         None
     };
     let got = state
+        .effects
         .artifacts
         .get_opts(&location, GetOptions::new().with_range(range))
         .await
@@ -391,6 +394,7 @@ async fn remove(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
     let location = store_path(&c, &run, &p.rel);
     // A file, or every file under a folder.
     let mut targets: Vec<StorePath> = state
+        .effects
         .artifacts
         .list(Some(&location))
         .map_ok(|m| m.location)
@@ -401,7 +405,7 @@ async fn remove(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
         targets.push(location);
     }
     for t in targets {
-        match state.artifacts.delete(&t).await {
+        match state.effects.artifacts.delete(&t).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(object_error(e, &p.rel)),
         }
@@ -420,6 +424,7 @@ async fn children(
 ) -> Result<Vec<serde_json::Value>, MlflowError> {
     let location = store_path(c, run, rel);
     let listing = state
+        .effects
         .artifacts
         .list_with_delimiter(Some(&location))
         .await

@@ -49,7 +49,7 @@ fn experiment_id(id: Option<String>) -> Result<String, MlflowError> {
 pub async fn find(state: &AppState, c: &Caller, id: &str) -> Result<ExperimentRow, MlflowError> {
     let missing = || MlflowError::new(wire::ErrorCode::ResourceDoesNotExist, no_such_id(id));
     let n = experiment_number(id).ok_or_else(missing)?;
-    tracking::experiment(&state.db, c.project_id.0, Some(n), None)
+    tracking::experiment(&state.effects.db, c.project_id.0, Some(n), None)
         .await
         .map_err(db_error)?
         .ok_or_else(missing)
@@ -68,7 +68,7 @@ async fn run_command(
         _ => None,
     };
     let handled = handle::<ExperimentDecider>(
-        state.store.as_ref(),
+        state.effects.store.as_ref(),
         &experiments_stream(c.project_id),
         &InProject {
             project_id: c.project_id,
@@ -91,6 +91,7 @@ async fn run_command(
     })?;
     if let Some(a) = handled.append
         && !state
+            .effects
             .projections
             .wait_for(a.last_position, state.ryw_timeout())
             .await
@@ -117,7 +118,7 @@ pub async fn get_by_name(
         MlflowError::invalid("Missing value for required parameter 'experiment_name'.")
     })?;
     settle(&state).await?;
-    let e = tracking::experiment(&state.db, c.project_id.0, None, Some(&name))
+    let e = tracking::experiment(&state.effects.db, c.project_id.0, None, Some(&name))
         .await
         .map_err(db_error)?
         .ok_or_else(|| {
@@ -337,7 +338,7 @@ pub async fn search(
         .collect::<Result<Vec<_>, _>>()?;
     settle(&state).await?;
     let mut list = Vec::new();
-    for e in tracking::experiments(&state.db, c.project_id.0)
+    for e in tracking::experiments(&state.effects.db, c.project_id.0)
         .await
         .map_err(db_error)?
     {

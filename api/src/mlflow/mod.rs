@@ -167,8 +167,18 @@ pub async fn message<T: DeserializeOwned>(
 /// Reads see every write acknowledged before them: wait until the read
 /// models reach the log's head (bounded by the read-your-writes timeout).
 pub async fn settle(state: &AppState) -> Result<(), MlflowError> {
-    let head = state.store.head_position().await.map_err(store_error)?;
-    if !state.projections.wait_for(head, state.ryw_timeout()).await {
+    let head = state
+        .effects
+        .store
+        .head_position()
+        .await
+        .map_err(store_error)?;
+    if !state
+        .effects
+        .projections
+        .wait_for(head, state.ryw_timeout())
+        .await
+    {
         tracing::warn!(head, "read models did not catch up in time");
     }
     Ok(())

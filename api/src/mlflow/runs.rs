@@ -182,7 +182,7 @@ pub(super) async fn find_run(
 ) -> Result<RunRow, MlflowError> {
     let job = job_of(run_id)?;
     tracking::runs(
-        &state.db,
+        &state.effects.db,
         c.project_id.0,
         RunScope::Jobs(std::slice::from_ref(&job.0)),
         RunDetail::ALL,
@@ -213,7 +213,7 @@ async fn command(
 ) -> Result<u64, MlflowError> {
     let job = job_of(run_id)?;
     let handled = handle::<JobDecider>(
-        state.store.as_ref(),
+        state.effects.store.as_ref(),
         &job.stream(),
         &cmd,
         command_id,
@@ -248,9 +248,15 @@ async fn record(
     // are appended: a rejected batch writes nothing.
     command(state, c, run_id, cmd, Uuid::new_v5(&cid, b"run-data")).await?;
     if !points.is_empty() {
-        append_metrics(state.store.as_ref(), job, points, cid, &c.metadata())
-            .await
-            .map_err(|e| super::command_error(e, || format!("Run with id={run_id} not found")))?;
+        append_metrics(
+            state.effects.store.as_ref(),
+            job,
+            points,
+            cid,
+            &c.metadata(),
+        )
+        .await
+        .map_err(|e| super::command_error(e, || format!("Run with id={run_id} not found")))?;
     }
     Ok(())
 }
@@ -652,7 +658,7 @@ pub async fn delete_tag(
     let key = m.key.ok_or_else(|| missing("key"))?;
     let job = job_of(&run_id)?;
     handle::<JobDecider>(
-        state.store.as_ref(),
+        state.effects.store.as_ref(),
         &job.stream(),
         &JobCommand::DeleteRunTag { key: key.clone() },
         Uuid::new_v4(),
@@ -759,7 +765,7 @@ pub async fn get_history(
     let run = read_run(&state, &c, &run_id).await?;
     // One row more than the page tells whether another page follows.
     let mut points = metric_views::history(
-        &state.db,
+        &state.effects.db,
         run.job_id,
         &key,
         offset as i64,
@@ -842,7 +848,7 @@ pub async fn get_history_bulk_interval(
         wire::validate_id(run_id, "run_ids", 256)?;
         let run = find_run(&state, &c, run_id).await?;
         let series = metric_views::series(
-            &state.db,
+            &state.effects.db,
             run.job_id,
             &key,
             m.start_step,
@@ -860,7 +866,7 @@ pub async fn get_history_bulk_interval(
         if steps.len() > max && steps.len() > 1 {
             steps.remove(1);
         }
-        let points = metric_views::points_at_steps(&state.db, run.job_id, &key, &steps)
+        let points = metric_views::points_at_steps(&state.effects.db, run.job_id, &key, &steps)
             .await
             .map_err(db_error)?;
         let id = run_id_text(JobId(run.job_id));
@@ -1003,7 +1009,7 @@ pub async fn search(
     settle(&state).await?;
     let (ids, more) = match by_start {
         Some(newest) if clauses.is_empty() => tracking::runs_by_start(
-            &state.db,
+            &state.effects.db,
             c.project_id.0,
             &experiments,
             lifecycle,
@@ -1026,7 +1032,7 @@ pub async fn search(
         }
     };
     let mut full: std::collections::HashMap<Uuid, RunRow> = tracking::runs(
-        &state.db,
+        &state.effects.db,
         c.project_id.0,
         RunScope::Jobs(&ids),
         RunDetail::ALL,
@@ -1074,7 +1080,7 @@ async fn filtered_and_sorted(
     );
     let mut runs = Vec::new();
     for r in tracking::runs(
-        &state.db,
+        &state.effects.db,
         c.project_id.0,
         RunScope::Experiments(experiments),
         RunDetail {

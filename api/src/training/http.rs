@@ -1,15 +1,15 @@
 //! The user-facing HTTP routes of training: dataset upload (bytes do not
 //! belong in GraphQL) and checkpoint downloads with their checksum.
 
-use super::datasets::{RegisterError, Source};
 use super::rest::{RestError, RestResult, read_body};
-use super::storage;
-use super::worker_api::checkpoint_prefix;
 use crate::auth::{self, Caller};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use ftl_domain::project::Scope;
+use ftl_effects::training::checkpoints::checkpoint_prefix;
+use ftl_effects::training::datasets::{RegisterError, Source};
+use ftl_effects::training::storage;
 use ftl_projections::views::{catalog, training};
 use object_store::ObjectStoreExt;
 use serde::Deserialize;
@@ -59,7 +59,7 @@ async fn upload_dataset(
         ));
     }
     let bytes = read_body(payload, st.config.training.max_dataset_bytes as usize).await?;
-    match super::datasets::register(&st, &c, &query.name, Source::Upload, bytes).await {
+    match ftl_effects::training::datasets::register(&st.effects, &c, &query.name, Source::Upload, bytes).await {
         Ok(r) if r.created => Ok(HttpResponse::Created().json(r)),
         Ok(r) => Ok(HttpResponse::Ok().json(r)),
         Err(RegisterError::Invalid(issues)) => {
@@ -83,11 +83,11 @@ async fn download_checkpoint_file(
 ) -> RestResult {
     let c = caller(&st, &req, Scope::Read).await?;
     let (job, step, file) = path.into_inner();
-    catalog::job(&st.db, c.project_id.0, job)
+    catalog::job(&st.effects.db, c.project_id.0, job)
         .await
         .map_err(RestError::internal)?
         .ok_or_else(|| RestError::not_found("job not found"))?;
-    let checkpoints = training::checkpoints(&st.db, job, false)
+    let checkpoints = training::checkpoints(&st.effects.db, job, false)
         .await
         .map_err(RestError::internal)?;
     let cp = checkpoints
@@ -102,9 +102,10 @@ async fn download_checkpoint_file(
         .map(str::to_string)
         .ok_or_else(|| RestError::not_found("no such file in this checkpoint"))?;
     let target = checkpoint_prefix(job)
-        .join(super::checkpoints::checkpoint_name(step))
+        .join(ftl_effects::training::checkpoints::checkpoint_name(step))
         .join(file.as_str());
     let bytes = st
+        .effects
         .artifacts
         .get(&target)
         .await

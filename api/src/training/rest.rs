@@ -111,3 +111,31 @@ pub async fn read_body(
         Err(e) => Err(RestError::invalid(e.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_lost_lease_travels_as_its_code_not_its_wording() {
+        use actix_web::ResponseError;
+        let e = crate::training::rest::RestError::command(ftl_commands::CommandError::Domain(
+            ftl_domain::DomainError::LeaseLost { job: "j1".into() },
+        ));
+        assert_eq!(e.status_code(), actix_web::http::StatusCode::CONFLICT);
+        let body = actix_web::body::to_bytes(e.error_response().into_body())
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert_eq!(
+            ftl_effects::worker::error_code(&body).as_deref(),
+            Some("lease_lost"),
+            "{body}"
+        );
+        // Another conflict that merely mentions a lease is not a lost lease.
+        let other = r#"{"code": "invalid_transition", "message": "lease_lost was logged"}"#;
+        assert_eq!(
+            ftl_effects::worker::error_code(other).as_deref(),
+            Some("invalid_transition")
+        );
+        assert_eq!(ftl_effects::worker::error_code("not json"), None);
+    }
+}

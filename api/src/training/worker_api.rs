@@ -3,10 +3,7 @@
 //! becomes a command on the job's stream (or a batch on its metric or log
 //! stream) with an id derived from the lease, so a retried call lands once.
 
-use super::checkpoints::{CheckpointStore, checkpoint_name};
-use super::protocol::*;
 use super::rest::{RestError, RestResult, body_digest, json_body, read_body};
-use super::storage;
 use crate::auth::{self, Caller, hash_secret};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
@@ -21,14 +18,13 @@ use ftl_domain::job::{FailureReason, JobCommand, JobDecider, JobState, JobStatus
 use ftl_domain::metrics::{MetricPoint, validate_points};
 use ftl_domain::project::Scope;
 use ftl_domain::{DomainEvent, JobId};
+use ftl_effects::training::checkpoints::{checkpoint_name, checkpoint_prefix, checkpoint_store};
+use ftl_effects::training::storage;
+use ftl_effects::worker::protocol::*;
 use ftl_projections::views::training;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use uuid::Uuid;
-
-/// Largest JSON report a worker may send (a full batch of 10,000 metric
-/// points is about 1 MiB; log batches are cut at [`MAX_REPORT_BYTES`] / 2).
-pub const MAX_REPORT_BYTES: usize = 16 * 1024 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -57,19 +53,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// Where a job's checkpoints live in the artifact store.
-pub fn checkpoint_prefix(job: Uuid) -> Path {
-    Path::from(format!("jobs/{}/checkpoints", job.simple()))
-}
-
-pub fn checkpoint_store(st: &AppState, job: Uuid, keep_last: Option<usize>) -> CheckpointStore {
-    CheckpointStore::new(st.artifacts.clone(), checkpoint_prefix(job), keep_last)
-}
-
 /// A job's folded lifecycle state (incrementally, from the cache).
 pub async fn load_job(st: &AppState, job: JobId) -> RestResult<JobState> {
-    st.job_states
-        .load(st.store.as_ref(), job)
+    ftl_effects::training::job_states::load_job(&st.effects, job)
         .await
         .map_err(RestError::internal)
 }
@@ -149,7 +135,7 @@ async fn held(st: &AppState, req: &HttpRequest, path_job: &str) -> RestResult<He
 
 async fn run(st: &AppState, h: &Held, cmd: JobCommand, what: &str) -> RestResult<u64> {
     let handled = handle::<JobDecider>(
-        st.store.as_ref(),
+        st.effects.store.as_ref(),
         &h.job.stream(),
         &cmd,
         h.command_id(what),
@@ -195,7 +181,7 @@ async fn claim(st: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> R
         return Err(RestError::invalid("worker_id must be 1 to 200 bytes"));
     }
     let project = caller.as_ref().map(|c| c.project_id.0);
-    let candidates = training::claimable_jobs(&st.db, project, 16)
+    let candidates = training::claimable_jobs(&st.effects.db, project, 16)
         .await
         .map_err(RestError::internal)?;
     for job in candidates {
@@ -228,7 +214,7 @@ async fn try_claim(st: &AppState, job: JobId, worker: &str) -> RestResult<Option
     };
     // The lease row first: a crash before the dispatch leaves a row that
     // expires and is dropped (the job never held it).
-    if !leases::insert(&st.db, &lease)
+    if !leases::insert(&st.effects.db, &lease)
         .await
         .map_err(RestError::internal)?
     {
@@ -246,7 +232,7 @@ async fn try_claim(st: &AppState, job: JobId, worker: &str) -> RestResult<Option
         ..Metadata::default()
     };
     let dispatched = handle::<JobDecider>(
-        st.store.as_ref(),
+        st.effects.store.as_ref(),
         &job.stream(),
         &cmd,
         lease_id,
@@ -258,13 +244,13 @@ async fn try_claim(st: &AppState, job: JobId, worker: &str) -> RestResult<Option
         Ok(h) if !h.events.is_empty() => {}
         Ok(_) | Err(CommandError::Domain(_)) => {
             // Taken by another worker meanwhile, or no longer claimable.
-            leases::remove(&st.db, lease_id)
+            leases::remove(&st.effects.db, lease_id)
                 .await
                 .map_err(RestError::internal)?;
             return Ok(None);
         }
         Err(e) => {
-            let _ = leases::remove(&st.db, lease_id).await;
+            let _ = leases::remove(&st.effects.db, lease_id).await;
             return Err(RestError::internal(e));
         }
     }
@@ -278,13 +264,13 @@ async fn try_claim(st: &AppState, job: JobId, worker: &str) -> RestResult<Option
         .map(|d| d.kind.clone())
         .unwrap_or_default();
     let dataset_row = match &m.dataset {
-        Some(d) => training::dataset(&st.db, created.project_id.0, d.dataset_id)
+        Some(d) => training::dataset(&st.effects.db, created.project_id.0, d.dataset_id)
             .await
             .map_err(RestError::internal)?,
         None => None,
     };
     let base_architecture = match m.base_model_id {
-        Some(id) => training::model(&st.db, created.project_id.0, id)
+        Some(id) => training::model(&st.effects.db, created.project_id.0, id)
             .await
             .map_err(RestError::internal)?
             .and_then(|r| r.local().map(|(_, _, _, arch)| arch.clone())),
@@ -319,7 +305,7 @@ async fn heartbeat(
 ) -> RestResult {
     let h = held(&st, &req, &path).await?;
     let expires = Utc::now().timestamp_millis() + st.config.training.lease_ms as i64;
-    if !leases::heartbeat(&st.db, h.lease, expires)
+    if !leases::heartbeat(&st.effects.db, h.lease, expires)
         .await
         .map_err(RestError::internal)?
     {
@@ -370,9 +356,15 @@ async fn metrics(
     validate_points(&points).map_err(|e| RestError::command(e.into()))?;
     let mut meta = h.metadata();
     meta.request_digest = Some(body_digest(&body));
-    append_metrics(st.store.as_ref(), h.job, points, batch.batch_id, &meta)
-        .await
-        .map_err(RestError::command)?;
+    append_metrics(
+        st.effects.store.as_ref(),
+        h.job,
+        points,
+        batch.batch_id,
+        &meta,
+    )
+    .await
+    .map_err(RestError::command)?;
     ok()
 }
 
@@ -398,7 +390,7 @@ async fn logs(
         meta,
     );
     append_once(
-        st.store.as_ref(),
+        st.effects.store.as_ref(),
         &h.job.logs_stream(),
         ExpectedVersion::Any,
         vec![new],
@@ -409,7 +401,7 @@ async fn logs(
 }
 
 async fn read_object(st: &AppState, path: &Path) -> RestResult<web::Bytes> {
-    match st.artifacts.get(path).await {
+    match st.effects.artifacts.get(path).await {
         Ok(r) => r.bytes().await.map_err(RestError::internal),
         Err(object_store::Error::NotFound { .. }) => Err(RestError::not_found(format!(
             "{} is not stored",
@@ -433,11 +425,11 @@ async fn dataset(st: web::Data<AppState>, req: HttpRequest, path: web::Path<Stri
         .as_ref()
         .and_then(|m| m.dataset.clone())
         .ok_or_else(|| RestError::not_found("the job has no dataset"))?;
-    let row = training::dataset(&st.db, h.project.0, d.dataset_id)
+    let row = training::dataset(&st.effects.db, h.project.0, d.dataset_id)
         .await
         .map_err(RestError::internal)?
         .ok_or_else(|| RestError::not_found("dataset not found"))?;
-    let bytes = storage::read_dataset(&st, &row.uri)
+    let bytes = storage::read_dataset(&st.effects, &row.uri)
         .await
         .map_err(RestError::internal)?;
     Ok(octets(bytes))
@@ -459,7 +451,7 @@ async fn base_weights(
     if file != ftl_trainer::checkpoint::MODEL_FILE {
         return Err(RestError::not_found("only model.bpk is served"));
     }
-    let model = training::model(&st.db, h.project.0, model_id)
+    let model = training::model(&st.effects.db, h.project.0, model_id)
         .await
         .map_err(RestError::internal)?
         .ok_or_else(|| RestError::not_found("base model not found"))?;
@@ -498,7 +490,8 @@ async fn put_checkpoint_file(
     let h = held(&st, &req, &job).await?;
     let target = checkpoint_file_path(h.job.0, step, &file)?;
     let bytes = read_body(payload, st.config.artifacts.max_file_bytes as usize).await?;
-    st.artifacts
+    st.effects
+        .artifacts
         .put(&target, PutPayload::from(bytes))
         .await
         .map_err(RestError::internal)?;
@@ -549,7 +542,7 @@ async fn checkpoint(
             ));
         }
     }
-    let info = super::checkpoints::CheckpointInfo {
+    let info = ftl_effects::training::checkpoints::CheckpointInfo {
         name: checkpoint_name(report.step),
         step: report.step,
         epoch: report.epoch,
@@ -557,7 +550,7 @@ async fn checkpoint(
         files: report
             .files
             .iter()
-            .map(|f| super::checkpoints::StoredFile {
+            .map(|f| ftl_effects::training::checkpoints::StoredFile {
                 name: f.name.clone(),
                 size: f.size,
                 sha256: f.sha256.clone(),
@@ -565,9 +558,12 @@ async fn checkpoint(
             .collect(),
     };
     let sidecar = serde_json::to_vec_pretty(&info).map_err(RestError::internal)?;
-    st.artifacts
+    st.effects
+        .artifacts
         .put(
-            &folder.clone().join(super::checkpoints::INFO_FILE),
+            &folder
+                .clone()
+                .join(ftl_effects::training::checkpoints::INFO_FILE),
             PutPayload::from(sidecar),
         )
         .await
@@ -604,7 +600,7 @@ async fn prune(st: &AppState, h: &Held, latest: u64) -> RestResult<()> {
     if !live.iter().any(|(s, _)| *s == latest) {
         live.push((latest, None));
     }
-    let store = checkpoint_store(st, h.job.0, None);
+    let store = checkpoint_store(&st.effects, h.job.0, None);
     for step in checkpoints_to_prune(&live, keep as usize) {
         if step == latest {
             continue;
@@ -624,7 +620,7 @@ async fn prune(st: &AppState, h: &Held, latest: u64) -> RestResult<()> {
 
 /// Ends the lease row after the job released its lease.
 async fn release(st: &AppState, h: &Held) {
-    if let Err(e) = leases::remove(&st.db, h.lease).await {
+    if let Err(e) = leases::remove(&st.effects.db, h.lease).await {
         tracing::warn!(error = %e, "removing a lease");
     }
 }
@@ -667,7 +663,7 @@ async fn finished(
     // The final checkpoint becomes the job's model first, so that a job
     // seen succeeded always has its model (registering is idempotent).
     if let Some(step) = h.state.managed.as_ref().and_then(|m| m.last_checkpoint) {
-        super::models::register(&st, h.project, h.job, step, None)
+        ftl_effects::models::local::register(&st.effects, h.project, h.job, step, None)
             .await
             .map_err(RestError::internal)?;
     }

@@ -54,7 +54,7 @@ async fn openai_client_suite(backend: Backend) {
         .to_string();
     let http = reqwest::Client::new();
     let provider = ftl_tests::mock_provider::Mock::start().await;
-    let secret = ftl_api::secrets::generate_key();
+    let secret = ftl_effects::secrets::generate_key();
     let server = ServerProcess::start_with(&db, &http, |c| {
         c.env("FTL__SECRETS__ENCRYPTION_KEY", &secret).env(
             "FTL__EXTERNAL_MODELS__ALLOWED_NETWORKS",

@@ -4,11 +4,12 @@
 //! the OpenAI-compatible API and the comparison lab all use.
 
 pub mod anthropic;
+pub mod local;
 pub mod openai_compat;
 
+use self::local::{Loaded, Prompt};
+use crate::Effects;
 use crate::secrets::Sealer;
-use crate::state::AppState;
-use crate::training::models::{self, Loaded, Prompt};
 use ftl_domain::ProjectId;
 use ftl_domain::prediction::ChatMessage;
 use ftl_projections::views::training::{ModelRow, ModelSource};
@@ -159,7 +160,7 @@ pub struct Model {
 }
 
 /// Opens a model of `project` for chat; `None` if the project has no such model.
-pub async fn open(st: &AppState, project: ProjectId, id: Uuid) -> Result<Option<Model>, ChatError> {
+pub async fn open(st: &Effects, project: ProjectId, id: Uuid) -> Result<Option<Model>, ChatError> {
     let Some(row) = ftl_projections::views::training::model(&st.db, project.0, id)
         .await
         .map_err(|e| ChatError::Internal(e.into()))?
@@ -168,7 +169,7 @@ pub async fn open(st: &AppState, project: ProjectId, id: Uuid) -> Result<Option<
     };
     let engine = match &row.source {
         ModelSource::Local { .. } => {
-            let loaded = models::load_row(st, row.clone()).await?;
+            let loaded = local::load_row(st, row.clone()).await?;
             Engine::Local(std::sync::Arc::new(loaded))
         }
         ModelSource::External {

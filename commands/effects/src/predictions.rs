@@ -1,8 +1,8 @@
 //! Recording exchanges with models as `prediction.recorded` events.
 
-use crate::auth::Caller;
-use crate::chat::{ChatError, Reply};
-use crate::state::AppState;
+use crate::Effects;
+use crate::models::{ChatError, Reply};
+use ftl_commands::Caller;
 use ftl_commands::store::{ExpectedVersion, NewEvent};
 use ftl_domain::ids::derive_event_id;
 use ftl_domain::prediction::{ChatMessage, PredictionRecorded};
@@ -13,7 +13,7 @@ use std::time::Instant;
 
 /// Records the exchange as a prediction (after the response is produced).
 pub struct Recorder {
-    pub st: AppState,
+    pub st: Effects,
     pub caller: Caller,
     pub prediction: PredictionId,
     pub messages: Vec<ChatMessage>,

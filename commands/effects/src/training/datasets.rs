@@ -4,8 +4,8 @@
 //! project are the same dataset: registering again changes nothing.
 
 use super::storage;
-use crate::auth::Caller;
-use crate::state::AppState;
+use crate::Effects;
+use ftl_commands::Caller;
 use ftl_commands::store::{ExpectedVersion, NewEvent};
 use ftl_domain::ids::derive_event_id;
 use ftl_domain::registry::DatasetRegistered;
@@ -42,11 +42,11 @@ pub enum Source {
 }
 
 pub async fn register(
-    st: &AppState,
+    st: &Effects,
     caller: &Caller,
     name: &str,
     source: Source,
-    bytes: actix_web::web::Bytes,
+    bytes: bytes::Bytes,
 ) -> Result<Registered, RegisterError> {
     let raw_text = storage::is_raw_text(name);
     let parse_bytes = bytes.clone();

@@ -5,7 +5,10 @@
 //! one against any server; `serve` runs `training.local_workers` of them
 //! against itself, over the same HTTP protocol.
 
-use super::protocol::*;
+pub mod gpu;
+pub mod protocol;
+
+use self::protocol::*;
 use ftl_domain::job::logs::{LogLevel as WireLevel, LogLine, MAX_LINES_PER_CALL};
 use ftl_domain::limits::MAX_POINTS_PER_CALL;
 use ftl_trainer::run::{Control as RunControl, LogLevel, Observer, Outcome, SaveReason};
@@ -95,7 +98,7 @@ enum ApiError {
 }
 
 /// The stable `code` of a REST error body (`{"code": …, "message": …}`).
-fn error_code(body: &str) -> Option<String> {
+pub fn error_code(body: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Body {
         code: String,
@@ -207,7 +210,7 @@ impl JobApi {
                     .take(MAX_LINES_PER_CALL)
                     .take_while(|l| {
                         bytes += l.message.len() + 100;
-                        bytes <= super::worker_api::MAX_REPORT_BYTES / 2
+                        bytes <= MAX_REPORT_BYTES / 2
                     })
                     .count()
                     .max(1)
@@ -359,7 +362,7 @@ async fn reporter(
 ) {
     let mut tick = tokio::time::interval(every.report.min(every.heartbeat));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sampler = super::telemetry::Sampler::new();
+    let mut sampler = gpu::Sampler::new();
     let (mut last_report, mut last_beat, mut last_sample) =
         (Instant::now(), Instant::now(), Instant::now());
     loop {
@@ -703,24 +706,6 @@ impl Observer for WorkerObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn a_lost_lease_travels_as_its_code_not_its_wording() {
-        use actix_web::ResponseError;
-        let e = crate::training::rest::RestError::command(ftl_commands::CommandError::Domain(
-            ftl_domain::DomainError::LeaseLost { job: "j1".into() },
-        ));
-        assert_eq!(e.status_code(), actix_web::http::StatusCode::CONFLICT);
-        let body = actix_web::body::to_bytes(e.error_response().into_body())
-            .await
-            .unwrap();
-        let body = String::from_utf8(body.to_vec()).unwrap();
-        assert_eq!(error_code(&body).as_deref(), Some("lease_lost"), "{body}");
-        // Another conflict that merely mentions a lease is not a lost lease.
-        let other = r#"{"code": "invalid_transition", "message": "lease_lost was logged"}"#;
-        assert_eq!(error_code(other).as_deref(), Some("invalid_transition"));
-        assert_eq!(error_code("not json"), None);
-    }
 
     #[inline(never)]
     fn exploding_step() -> Result<u32, TrainError> {

@@ -12,8 +12,8 @@
 //! working from the same lease row, is deduplicated by the store instead of
 //! charging the interval again.
 
-use crate::state::AppState;
-use crate::telemetry::RoleLabels;
+use crate::Effects;
+use crate::metrics::RoleLabels;
 use chrono::Utc;
 use ftl_commands::handler::handle;
 use ftl_commands::leader::{Leadership, lock_key};
@@ -29,8 +29,8 @@ use uuid::Uuid;
 /// How long a standby waits between tries to take the lead.
 const STANDBY_RETRY: Duration = Duration::from_millis(500);
 
-pub async fn run(st: AppState, mut shutdown: watch::Receiver<bool>) {
-    let every = Duration::from_millis(st.config.training.reconcile_ms.max(10));
+pub async fn run(st: Effects, mut shutdown: watch::Receiver<bool>) {
+    let every = Duration::from_millis(st.settings.training.reconcile_ms.max(10));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let gauge = st
@@ -91,9 +91,9 @@ pub fn tick_command_id(job: JobId, lease_id: Uuid, from_ms: i64) -> Uuid {
     Uuid::new_v5(&job.0, format!("cost:{lease_id}:{from_ms}").as_bytes())
 }
 
-pub async fn reconcile_once(st: &AppState, actor: &str) -> anyhow::Result<()> {
+pub async fn reconcile_once(st: &Effects, actor: &str) -> anyhow::Result<()> {
     let now = Utc::now().timestamp_millis();
-    let tick_ms = st.config.training.cost_tick_ms as i64;
+    let tick_ms = st.settings.training.cost_tick_ms as i64;
     for lease in leases::all(&st.db).await? {
         let job = JobId(lease.job_id);
         let meta = Metadata {

@@ -10,6 +10,10 @@ use uuid::Uuid;
 
 pub const BASE: &str = "/api/v1/worker";
 /// Prefix of per-job tokens: `ftlw_<job id, 32 hex>_<secret>`.
+/// Largest JSON report a worker may send (a full batch of 10,000 metric
+/// points is about 1 MiB; log batches are cut at [`MAX_REPORT_BYTES`] / 2).
+pub const MAX_REPORT_BYTES: usize = 16 * 1024 * 1024;
+
 pub const JOB_TOKEN_PREFIX: &str = "ftlw_";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -32,6 +32,20 @@ pub struct StoredFile {
 }
 
 /// The folder name of the checkpoint at `step`.
+/// Where a job's checkpoints live in the artifact store.
+pub fn checkpoint_prefix(job: uuid::Uuid) -> Path {
+    Path::from(format!("jobs/{}/checkpoints", job.simple()))
+}
+
+/// A job's checkpoint store over the effects' artifact store.
+pub fn checkpoint_store(
+    st: &crate::Effects,
+    job: uuid::Uuid,
+    keep_last: Option<usize>,
+) -> CheckpointStore {
+    CheckpointStore::new(st.artifacts.clone(), checkpoint_prefix(job), keep_last)
+}
+
 pub fn checkpoint_name(step: u64) -> String {
     format!("checkpoint-{step:08}")
 }

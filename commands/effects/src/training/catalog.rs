@@ -1,8 +1,8 @@
-//! The GPU/price catalog (`api/data/gpu-catalog.toml`, replaceable by
+//! The GPU/price catalog (`commands/effects/data/gpu-catalog.toml`, replaceable by
 //! `training.gpu_catalog`): the GPU selection screen's list and the rate a
 //! job is charged while it holds a machine.
 
-use crate::config::TrainingConfig;
+use crate::settings::TrainingConfig;
 use figment::Figment;
 use figment::providers::{Format, Toml};
 use serde::{Deserialize, Serialize};

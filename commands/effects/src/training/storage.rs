@@ -3,7 +3,7 @@
 //! `training.dataset_sources` prefix) is read from its URL each time a job
 //! needs it, and its digest is checked against the one validated.
 
-use crate::state::AppState;
+use crate::Effects;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 
@@ -28,11 +28,7 @@ pub fn valid_name(name: &str) -> bool {
         && !name.chars().any(char::is_control)
 }
 
-pub async fn write_upload(
-    st: &AppState,
-    uri: &str,
-    bytes: actix_web::web::Bytes,
-) -> anyhow::Result<()> {
+pub async fn write_upload(st: &Effects, uri: &str, bytes: bytes::Bytes) -> anyhow::Result<()> {
     let path = uri
         .strip_prefix("artifacts:")
         .ok_or_else(|| anyhow::anyhow!("not an upload URI: {uri}"))?;
@@ -44,7 +40,7 @@ pub async fn write_upload(
 
 /// Whether `uri` may be read in place: it starts with one of the
 /// configured `training.dataset_sources` (none by default: fail closed).
-pub fn allowed_source(st: &AppState, uri: &str) -> bool {
+pub fn allowed_source(st: &Effects, uri: &str) -> bool {
     let Ok(url) = url::Url::parse(uri) else {
         return false;
     };
@@ -52,7 +48,7 @@ pub fn allowed_source(st: &AppState, uri: &str) -> bool {
     let normalized = url.as_str();
     !uri.contains("/../")
         && st
-            .config
+            .settings
             .training
             .dataset_sources
             .iter()
@@ -60,7 +56,7 @@ pub fn allowed_source(st: &AppState, uri: &str) -> bool {
 }
 
 /// The bytes of a dataset, wherever it lives; at most `training.max_dataset_bytes`.
-pub async fn read_dataset(st: &AppState, uri: &str) -> anyhow::Result<Vec<u8>> {
+pub async fn read_dataset(st: &Effects, uri: &str) -> anyhow::Result<Vec<u8>> {
     let (store, path) = match uri.strip_prefix("artifacts:") {
         Some(path) => (st.artifacts.clone(), Path::from(path)),
         None => {
@@ -68,11 +64,11 @@ pub async fn read_dataset(st: &AppState, uri: &str) -> anyhow::Result<Vec<u8>> {
                 allowed_source(st, uri),
                 "{uri} is not under a configured training.dataset_sources prefix"
             );
-            crate::objects::open_object(uri, &st.config.artifacts.options)?
+            crate::blobs::open_object(uri, &st.settings.artifacts.options)?
         }
     };
     let meta = store.head(&path).await?;
-    let limit = st.config.training.max_dataset_bytes;
+    let limit = st.settings.training.max_dataset_bytes;
     anyhow::ensure!(
         meta.size <= limit,
         "{uri} is {} bytes; the limit is {limit} (training.max_dataset_bytes)",

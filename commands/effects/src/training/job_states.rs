@@ -60,6 +60,11 @@ impl JobStates {
     }
 }
 
+/// A job's folded lifecycle state (incrementally, from the cache).
+pub async fn load_job(st: &crate::Effects, job: JobId) -> Result<JobState, LoadError> {
+    st.job_states.load(st.store.as_ref(), job).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

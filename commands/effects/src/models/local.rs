@@ -2,7 +2,7 @@
 //! dataset digest) that `generate` serves. Each succeeded job registers its
 //! final checkpoint; any other checkpoint can be registered on request.
 
-use crate::state::AppState;
+use crate::Effects;
 use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent, StoreError};
 use ftl_domain::ids::{ModelId, derive_event_id};
 use ftl_domain::registry::ModelRegistered;
@@ -19,21 +19,21 @@ pub fn model_id(job: JobId, step: u64) -> ModelId {
     ModelId(Uuid::new_v5(&job.0, format!("model/{step}").as_bytes()))
 }
 
-async fn read(st: &AppState, path: &Path) -> anyhow::Result<Vec<u8>> {
+async fn read(st: &Effects, path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(st.artifacts.get(path).await?.bytes().await?.to_vec())
 }
 
 /// Registers `job`'s checkpoint at `step` as a model; registering it again
 /// returns the same id and appends nothing.
 pub async fn register(
-    st: &AppState,
+    st: &Effects,
     project: ProjectId,
     job: JobId,
     step: u64,
     name: Option<String>,
 ) -> anyhow::Result<ModelId> {
     let id = model_id(job, step);
-    let state = super::worker_api::load_job(st, job)
+    let state = crate::training::job_states::load_job(st, job)
         .await
         .map_err(|_| anyhow::anyhow!("reading job {job}"))?;
     let (Some(created), Some(m)) = (&state.created, &state.managed) else {
@@ -45,8 +45,8 @@ pub async fn register(
     if !m.checkpoints.contains_key(&step) {
         anyhow::bail!("job {job} has no stored checkpoint at step {step}");
     }
-    let folder =
-        super::worker_api::checkpoint_prefix(job.0).join(super::checkpoints::checkpoint_name(step));
+    let folder = crate::training::checkpoints::checkpoint_prefix(job.0)
+        .join(crate::training::checkpoints::checkpoint_name(step));
     let meta: CheckpointMeta =
         serde_json::from_slice(&read(st, &folder.clone().join(META_FILE)).await?)?;
     // The model keeps its own copy of the weights: the job's keep-last-N may
@@ -151,11 +151,7 @@ impl Loaded {
 }
 
 /// A model of the caller's project with its weights; `None` if there is none.
-pub async fn load(
-    st: &AppState,
-    project: ProjectId,
-    model: Uuid,
-) -> anyhow::Result<Option<Loaded>> {
+pub async fn load(st: &Effects, project: ProjectId, model: Uuid) -> anyhow::Result<Option<Loaded>> {
     let Some(row) = ftl_projections::views::training::model(&st.db, project.0, model).await? else {
         return Ok(None);
     };
@@ -172,7 +168,7 @@ pub struct NotLocal;
 
 /// Reads the weights of a model trained here.
 pub async fn load_row(
-    st: &AppState,
+    st: &Effects,
     row: ftl_projections::views::training::ModelRow,
 ) -> anyhow::Result<Loaded> {
     let Some((_, _, folder, arch)) = row.local() else {
@@ -185,7 +181,7 @@ pub async fn load_row(
 
 /// Generates from a model of the caller's project.
 pub async fn generate(
-    st: &AppState,
+    st: &Effects,
     project: ProjectId,
     model: Uuid,
     prompt: Prompt,
