@@ -6,6 +6,7 @@ pub mod db;
 pub mod handler;
 pub mod leader;
 pub mod leases;
+pub mod outbox;
 pub mod store;
 
 pub use caller::Caller;

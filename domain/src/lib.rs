@@ -17,6 +17,7 @@ pub mod job;
 pub mod limits;
 pub mod metrics;
 pub mod prediction;
+pub mod process;
 pub mod project;
 pub mod registry;
 pub mod stats;

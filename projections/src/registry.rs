@@ -7,9 +7,8 @@ use chrono::Utc;
 use ftl_commands::Db;
 use ftl_commands::leader::Leadership;
 use ftl_commands::store::DynStore;
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+use std::{collections::HashMap, sync::Arc};
 use tokio::sync::watch;
 
 /// How long a runner or a catch-up whose checkpoint another process moved
@@ -82,6 +81,7 @@ impl Projections {
             Arc::new(views::training::TrainingProjection),
             Arc::new(views::predictions::PredictionsProjection),
             Arc::new(views::comparisons::ComparisonsProjection),
+            Arc::new(crate::process::ReactionsProjection),
         ];
         let progress = list
             .iter()

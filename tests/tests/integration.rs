@@ -17,5 +17,6 @@ mod feedback;
 mod hardening;
 mod lab;
 mod leadership;
+mod reactions;
 mod store_contract;
 mod training;

@@ -49,7 +49,8 @@ async fn train(
             )
             .await;
         assert_ne!(d["job"]["status"], "FAILED", "{d}");
-        if d["job"]["status"] == "SUCCEEDED" {
+        // The model follows the success by a moment (a reaction).
+        if d["job"]["status"] == "SUCCEEDED" && !d["models"][0]["id"].is_null() {
             return (job, d["models"][0]["id"].clone());
         }
         assert!(Instant::now() < deadline, "{d}");

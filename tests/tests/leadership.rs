@@ -1,7 +1,8 @@
 //! Several `serve` processes on one PostgreSQL: the reconciler runs under
 //! one leader, a standby takes over when the leader goes, and every cost
 //! tick is charged once — also when two processes act on the same lease at
-//! the same moment. (SQLite is one process's database.)
+//! the same moment; and a succeeded job's model is registered once while
+//! both dispatch the outbox. (SQLite is one process's database.)
 
 use crate::api::TestServer;
 use crate::training::{CREATE, config, sft_rows};
@@ -14,17 +15,30 @@ use std::time::{Duration, Instant};
 
 /// Two servers on one fresh PostgreSQL database.
 async fn two_servers(reconcile_ms: u64, cost_tick_ms: u64) -> (TestServer, TestServer) {
-    let adjust = |c: &mut ftl_api::config::Config| {
+    two_servers_with(reconcile_ms, cost_tick_ms, 0).await
+}
+
+/// The same, each with `workers` in-process training workers.
+async fn two_servers_with(
+    reconcile_ms: u64,
+    cost_tick_ms: u64,
+    workers: usize,
+) -> (TestServer, TestServer) {
+    let adjust = move |c: &mut ftl_api::config::Config| {
+        c.training.local_workers = workers;
         c.training.reconcile_ms = reconcile_ms;
         c.training.cost_tick_ms = cost_tick_ms;
         c.training.lease_ms = 600_000;
         c.training.local_rate_usd_per_hour = 3.6;
     };
     let a = TestServer::start_with(Backend::Postgres, adjust).await;
+    // One database and one artifact store, as a scaled-out deployment has.
     let url = a.state.config.database.url.clone();
+    let root = a.state.config.artifacts.root.clone();
     let b = TestServer::start_with(Backend::Postgres, |c| {
         adjust(c);
         c.database.url = url;
+        c.artifacts.root = root;
     })
     .await;
     (a, b)
@@ -194,6 +208,30 @@ async fn concurrent_ticks_of_one_interval_are_charged_once() {
         assert_eq!(t.len(), round, "round {round}: {t:?}");
         assert_tiled(&t);
     }
+    a.stop().await;
+    b.stop().await;
+}
+
+/// Two processes, both dispatching the outbox: the job's success is one
+/// intent, claimed by one of them, and its model is registered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_register_a_job_s_model_once() {
+    let (a, b) = two_servers_with(1_000, 10_000, 1).await;
+    let (key, job) = crate::reactions::succeeded_job(&a, "pm2").await;
+    let model = crate::training::model_of(&b, &key, &json!(job), "id").await;
+    let model_id = model["id"].as_str().unwrap();
+    // Both dispatchers keep polling a while after the registration.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(crate::reactions::registrations(&a, model_id).await, 1);
+    let rows = ftl_commands::outbox::rows(&a.state.effects.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        (rows[0].status.as_str(), rows[0].attempts),
+        ("done", 1),
+        "{rows:?}"
+    );
     a.stop().await;
     b.stop().await;
 }

@@ -106,6 +106,21 @@ fn status_is(status: &'static str) -> impl Fn(&Value) -> bool {
     move |j: &Value| j["status"] == status
 }
 
+/// The model a succeeded job's success made: its registration is a
+/// reaction (an outbox intent), so it shows up a moment after the status.
+pub(crate) async fn model_of(s: &TestServer, key: &str, job: &Value, fields: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let q = format!("query($j: ID) {{ models(jobId: $j) {{ {fields} }} }}");
+        let d = s.ok(key, &q, json!({"j": job})).await;
+        if let Some(m) = d["models"].as_array().and_then(|a| a.first()) {
+            return m.clone();
+        }
+        assert!(Instant::now() < deadline, "the job's model never came: {d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn series(s: &TestServer, key: &str, job: &str, metric: &str) -> Vec<(i64, f64)> {
     let d = s.ok(key, SERIES, json!({"j": job, "k": [metric]})).await;
     let serie = &d["metricSeries"][0];
@@ -196,15 +211,8 @@ async fn managed_training_end_to_end(backend: Backend) {
         status_is("SUCCEEDED"),
     )
     .await;
-    let models = s
-        .ok(
-            &key,
-            "query($j: ID) { models(jobId: $j) { id baseModel checkpointStep } }",
-            json!({"j": cpt_id}),
-        )
-        .await;
-    let base = models["models"][0].clone();
-    assert_eq!(base["checkpointStep"], 20, "{models}");
+    let base = model_of(&s, &key, &json!(cpt_id), "id baseModel checkpointStep").await;
+    assert_eq!(base["checkpointStep"], 20, "{base}");
     let base_id = base["id"].as_str().unwrap().to_string();
 
     // Two identical SFT jobs from the pretrained model: R runs straight, J is
@@ -490,14 +498,13 @@ async fn managed_training_end_to_end(backend: Backend) {
     assert_eq!(bytes.len() as i64, file["size"].as_i64().unwrap());
 
     // The finished job is a model with its lineage, and it answers.
-    let m = s
-        .ok(
-            &key,
-            "query($j: ID) { models(jobId: $j) { id baseModel datasetDigest checkpointStep } }",
-            json!({"j": j_id}),
-        )
-        .await["models"][0]
-        .clone();
+    let m = model_of(
+        &s,
+        &key,
+        &json!(j_id),
+        "id baseModel datasetDigest checkpointStep",
+    )
+    .await;
     assert_eq!(m["baseModel"], base_id.as_str());
     assert_eq!(m["datasetDigest"], chat_sha.as_str());
     assert_eq!(m["checkpointStep"], steps);
@@ -974,14 +981,7 @@ async fn s3_datasets_in_place_and_checkpoints(backend: Backend) {
             f["sha256"].as_str().unwrap()
         );
     }
-    let m = s
-        .ok(
-            &key,
-            "query($j: ID) { models(jobId: $j) { id } }",
-            json!({"j": id}),
-        )
-        .await["models"][0]["id"]
-        .clone();
+    let m = model_of(&s, &key, &json!(id), "id").await["id"].clone();
     let g = s
         .ok(&key, "query($m: ID!) { generate(modelId: $m, prompt: \"say red\", maxTokens: 8) { completionTokens } }", json!({"m": m}))
         .await;

@@ -660,13 +660,8 @@ async fn finished(
     path: web::Path<String>,
 ) -> RestResult {
     let h = held(&st, &req, &path).await?;
-    // The final checkpoint becomes the job's model first, so that a job
-    // seen succeeded always has its model (registering is idempotent).
-    if let Some(step) = h.state.managed.as_ref().and_then(|m| m.last_checkpoint) {
-        ftl_effects::models::local::register(&st.effects, h.project, h.job, step, None)
-            .await
-            .map_err(RestError::internal)?;
-    }
+    // The final checkpoint becomes the job's model by reaction to its
+    // success (`ftl_domain::process`, dispatched from the outbox).
     let cmd = JobCommand::Finish { lease_id: h.lease };
     run(&st, &h, cmd, "finished").await?;
     release(&st, &h).await;

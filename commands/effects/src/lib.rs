@@ -8,6 +8,7 @@
 //! here knows HTTP routing or GraphQL.
 
 pub mod blobs;
+pub mod dispatch;
 pub mod egress;
 pub mod metrics;
 pub mod models;

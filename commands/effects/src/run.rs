@@ -1,7 +1,8 @@
 //! The background work of a `serve` process: the projection runners (each
-//! under its leader), the reconciler (under its leader), and the in-process
-//! workers of the local provider. The edge starts the server and calls
-//! [`spawn`] once; everything stops at `shutdown`.
+//! under its leader), the reconciler (under its leader), the outbox's
+//! dispatchers, and the in-process workers of the local provider. The edge
+//! starts the server and calls [`spawn`] once; everything stops at
+//! `shutdown`.
 
 use crate::Effects;
 use tokio::sync::watch;
@@ -28,6 +29,10 @@ pub fn spawn(
         vec![]
     };
     tasks.push(tokio::spawn(crate::training::reconciler::run(
+        fx.clone(),
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::dispatch::run(
         fx.clone(),
         shutdown.clone(),
     )));
