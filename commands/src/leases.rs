@@ -22,15 +22,6 @@ pub struct Lease {
     pub last_tick_ms: i64,
 }
 
-macro_rules! on_writer {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            Db::Sqlite { write: $pool, .. } => $body,
-            Db::Postgres($pool) => $body,
-        }
-    };
-}
-
 /// Records a new lease (before the dispatch is appended: a crash between
 /// the two leaves a lease that expires harmlessly). Fails when the job
 /// already has one.

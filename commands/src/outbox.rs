@@ -47,15 +47,6 @@ pub struct Row {
     pub caused_at: i64,
 }
 
-macro_rules! on_writer {
-    ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            Db::Sqlite { write: $pool, .. } => $body,
-            Db::Postgres($pool) => $body,
-        }
-    };
-}
-
 /// Claims up to `limit` due intents of `kind` for `lease_ms`, counting the
 /// attempt. Each is claimed by one caller at a time.
 pub async fn claim(

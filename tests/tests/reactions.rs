@@ -165,7 +165,15 @@ async fn a_success_registers_its_model_once_and_a_rebuild_enqueues_nothing(backe
     assert_eq!(model["checkpointStep"], 20, "{model}");
     let model_id = model["id"].as_str().unwrap().to_string();
     assert_eq!(registrations(&s, &model_id).await, 1);
-    let intents = outbox::rows(&s.state.effects.db).await.unwrap();
+    // The dispatcher settles the intent just after the model is visible.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let intents = loop {
+        let rows = outbox::rows(&s.state.effects.db).await.unwrap();
+        if rows.iter().all(|r| r.status != "pending") || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(intents.len(), 1, "{intents:?}");
     assert_eq!(intents[0].kind, "register_model");
     assert_eq!(intents[0].status, "done");
