@@ -252,7 +252,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             state.close().await;
         }
         Command::Projections(cmd) => {
-            let state = offline_state(config).await?;
+            // As found: a read model of an older shape is reported (status)
+            // or rebuilt by name, not rebuilt on the way in.
+            let state = offline_state_as_found(config).await?;
             match cmd {
                 ProjectionsCommand::Status => {
                     println!(
@@ -261,12 +263,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     );
                     for s in state.effects.projections.status().await? {
                         println!(
-                            "{:<12} {:>10} {:>12} {:>12} {:>10}",
+                            "{:<12} {:>10} {:>12} {:>12} {:>10}{}",
                             s.name,
                             s.generation,
                             s.position,
                             s.head,
-                            s.lag()
+                            s.lag(),
+                            if s.rebuilding.is_some() {
+                                "  tables of an older version: rebuild pending"
+                            } else {
+                                ""
+                            }
                         );
                     }
                 }
@@ -364,10 +371,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-async fn offline_state(mut config: Config) -> anyhow::Result<AppState> {
+async fn offline_state_as_found(mut config: Config) -> anyhow::Result<AppState> {
     config.projections.poll_ms = config
         .projections
         .poll_ms
         .min(Duration::from_secs(1).as_millis() as u64);
     AppState::build(config).await
+}
+
+async fn offline_state(config: Config) -> anyhow::Result<AppState> {
+    let state = offline_state_as_found(config).await?;
+    // A command works on read models of this version's shape: one built by
+    // an older version is rebuilt first (a server rebuilds it beside the
+    // live generation instead).
+    state.effects.projections.rebuild_stale(&|| false).await?;
+    Ok(state)
 }

@@ -249,16 +249,31 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.effects.projections.status().await {
         Ok(list) => {
             let max = state.config.projections.ready_max_lag;
-            let lagging: Vec<_> = list
-                .iter()
-                .filter(|s| s.lag() > max)
-                .map(|s| s.name.clone())
-                .collect();
+            let rebuilding = list.iter().any(|s| s.rebuilding.is_some());
+            let lagging = list.iter().any(|s| s.lag() > max);
+            let status = if rebuilding {
+                "rebuilding"
+            } else if lagging {
+                "catching_up"
+            } else {
+                "ready"
+            };
             let body = serde_json::json!({
-                "status": if lagging.is_empty() { "ready" } else { "catching_up" },
-                "projections": list.iter().map(|s| serde_json::json!({"name": s.name, "position": s.position, "head": s.head, "lag": s.lag()})).collect::<Vec<_>>(),
+                "status": status,
+                "projections": list.iter().map(|s| serde_json::json!({
+                    "name": s.name,
+                    "generation": s.generation,
+                    "position": s.position,
+                    "head": s.head,
+                    "lag": s.lag(),
+                    "rebuilding": s.rebuilding.as_ref().map(|r| serde_json::json!({
+                        "generation": r.generation,
+                        "position": r.position,
+                        "started_at": r.started_at,
+                    })),
+                })).collect::<Vec<_>>(),
             });
-            if lagging.is_empty() {
+            if status == "ready" {
                 HttpResponse::Ok().json(body)
             } else {
                 HttpResponse::ServiceUnavailable().json(body)

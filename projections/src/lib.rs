@@ -8,6 +8,7 @@
 
 pub mod db_tx;
 pub mod feed;
+pub mod json_text;
 pub mod process;
 pub mod registry;
 pub mod replay;

@@ -72,6 +72,15 @@ impl TestServer {
         k.secret
     }
 
+    /// A GET of `path` on this server.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn gql(&self, key: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
         let mut req = self
             .http
@@ -126,6 +135,17 @@ const SERIES: &str = "query($j: ID!, $k: [String!]!, $m: Int!, $f: Int, $t: Int)
 async fn create_job(s: &TestServer, key: &str, name: &str) -> String {
     let d = s.ok(key, CREATE, json!({ "n": name, "t": ["sft"] })).await;
     d["createJob"]["id"].as_str().unwrap().to_string()
+}
+
+async fn job_name(s: &TestServer, key: &str, job: &str) -> Value {
+    let d = s
+        .ok(
+            key,
+            "query($id: ID!) { job(id: $id) { name } }",
+            json!({ "id": job }),
+        )
+        .await;
+    d["job"]["name"].clone()
 }
 
 fn points(key: &str, steps: std::ops::Range<i64>, f: impl Fn(i64) -> Value) -> Value {
@@ -817,22 +837,9 @@ async fn idempotency_pagination_and_limits(backend: Backend) {
     assert_eq!(d["metricSeries"][0]["points"][0]["count"], 100);
 
     // Health, readiness and metrics.
-    let r = s
-        .http
-        .get(format!("{}/readyz", s.base))
-        .send()
-        .await
-        .unwrap();
+    let r = s.get("/readyz").await;
     assert_eq!(r.status(), 200);
-    let m = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = s.get("/metrics").await.text().await.unwrap();
     assert!(m.contains("ftl_events_appended_total"), "{m}");
     assert!(
         m.contains("ftl_projection_lag_events{projection=\"metrics\"}"),
@@ -1365,9 +1372,12 @@ async fn training_config_validation(backend: Backend) {
 }
 
 /// A read model whose tables changed shape (its DDL hash differs from the
-/// one its generation was built with) is rebuilt when the service starts;
-/// the others are left alone, and nothing is lost.
-async fn changed_read_models_rebuild_at_start(backend: Backend) {
+/// one its generation was built with) is rebuilt beside the live generation
+/// while the server already serves: `/healthz` answers at once, `/readyz`
+/// and `readModels` say "rebuilding" until the switch, writes go on, the
+/// other read models are left alone, and nothing is lost. On PostgreSQL
+/// another session holds the rebuild lock for a while, so the wait is seen.
+async fn changed_read_models_rebuild_beside_the_live_generation(backend: Backend) {
     let s = TestServer::start(backend).await;
     let key = s.key("team-schema", Scope::Write).await;
     let job = create_job(&s, &key, "kept").await;
@@ -1391,20 +1401,176 @@ async fn changed_read_models_rebuild_at_start(backend: Backend) {
         }
     }
     s.stop().await;
+    let held = match backend {
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(ftl_projections::Projections::rebuild_lock_key())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            Some(conn)
+        }
+        Backend::Sqlite => None,
+    };
+
+    let started = std::time::Instant::now();
     let s = TestServer::start_with(backend, |c| c.database.url = url).await;
+    let health = s.get("/healthz").await;
+    assert_eq!(health.status(), 200);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "/healthz after {took:?}");
+    let ready = || async {
+        let r = s.get("/readyz").await;
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let read_models =
+        "{ readModels { name generation rebuilding { generation position progress startedAt } } }";
+    let rebuild_of = |d: &Value, name: &str| {
+        d["readModels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap()["rebuilding"]
+            .clone()
+    };
+    let mut written = None;
+    if let Some(conn) = held {
+        for _ in 0..2 {
+            let (code, body) = ready().await;
+            assert_eq!(code, 503, "{body}");
+            assert_eq!(body["status"], "rebuilding", "{body}");
+            let catalog = body["projections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "catalog")
+                .unwrap()
+                .clone();
+            assert_eq!(catalog["generation"], 1, "{body}");
+            assert_eq!(catalog["rebuilding"]["generation"], 2, "{body}");
+            let d = s.ok(&key, read_models, json!({})).await;
+            assert_eq!(rebuild_of(&d, "catalog")["generation"], 2, "{d}");
+            assert_eq!(rebuild_of(&d, "metrics"), Value::Null, "{d}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        // The live generation serves reads, and writes are accepted (they
+        // do not wait for the read model being rebuilt).
+        assert_eq!(
+            job_name(&s, &key, &job).await,
+            "kept",
+            "the old generation serves"
+        );
+        let t = std::time::Instant::now();
+        let r = s
+            .ok(
+                &key,
+                LOG,
+                json!({ "j": job, "p": points("loss", 0..5, |i| json!(i as f64)) }),
+            )
+            .await;
+        assert_eq!(r["logMetrics"]["accepted"], 5, "{r}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        written = Some(5);
+        sqlx::Connection::close(conn).await.unwrap();
+    }
+    // Until the switch /readyz says why it is not ready; then it is.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, body) = ready().await;
+        if code == 200 {
+            assert_eq!(body["status"], "ready");
+            break;
+        }
+        assert!(
+            body["status"] == "rebuilding" || body["status"] == "catching_up",
+            "{body}"
+        );
+        assert!(std::time::Instant::now() < deadline, "never ready: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Ready allows a small lag: let every read model reach the head.
+    let head = s.state.effects.store.head_position().await.unwrap();
+    assert!(
+        s.state
+            .effects
+            .projections
+            .wait_for(head, Duration::from_secs(10))
+            .await
+    );
     let after = generations(s.state.effects.projections.status().await.unwrap());
     for (name, g) in &before {
         let expected = if name == "catalog" { g + 1 } else { *g };
         assert_eq!(after[name], expected, "{name}: {before:?} → {after:?}");
     }
-    let d = s
-        .ok(
-            &key,
-            "query($id: ID!) { job(id: $id) { name } }",
+    let d = s.ok(&key, read_models, json!({})).await;
+    for m in d["readModels"].as_array().unwrap() {
+        assert_eq!(m["rebuilding"], Value::Null, "{d}");
+    }
+    assert_eq!(
+        job_name(&s, &key, &job).await,
+        "kept",
+        "rebuilt from the log"
+    );
+    if let Some(n) = written {
+        let d = s
+            .ok(
+                &key,
+                SERIES,
+                json!({ "j": job, "k": ["train_loss"], "m": 100 }),
+            )
+            .await;
+        let steps = d["metricSeries"][0]["points"].as_array().unwrap().len();
+        assert_eq!(steps, n, "{d}");
+    }
+    s.stop().await;
+}
+
+/// JSON kept as text in a read model that does not parse is an error that
+/// names the column, never an empty value served as if it were the data.
+async fn undecodable_json_is_an_error_naming_the_column(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let key = s.key("team-json", Scope::Write).await;
+    let job = create_job(&s, &key, "tagged").await;
+    let me = s.ok(&key, "{ me { projectId } }", json!({})).await;
+    let project = uuid::Uuid::parse_str(me["me"]["projectId"].as_str().unwrap()).unwrap();
+    let id = uuid::Uuid::parse_str(&job).unwrap();
+    let corrupt = "UPDATE jobs_g1 SET tags = '[\"sft\"' WHERE job_id = $1";
+    let changed = match &s.state.effects.db {
+        ftl_commands::Db::Sqlite { write, .. } => sqlx::query(corrupt)
+            .bind(id)
+            .execute(write)
+            .await
+            .unwrap()
+            .rows_affected(),
+        ftl_commands::Db::Postgres(pool) => sqlx::query(corrupt)
+            .bind(id)
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected(),
+    };
+    assert_eq!(changed, 1);
+    let err = ftl_projections::views::catalog::job(&s.state.effects.db, project, id)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"tags\""), "{err}");
+    let (status, body) = s
+        .gql(
+            Some(&key),
+            "query($id: ID!) { job(id: $id) { name tags } }",
             json!({ "id": job }),
         )
         .await;
-    assert_eq!(d["job"]["name"], "kept", "rebuilt from the log");
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "INTERNAL",
+        "{body}"
+    );
+    assert_eq!(body["data"]["job"], Value::Null, "{body}");
     s.stop().await;
 }
 
@@ -1470,7 +1636,8 @@ async fn another_process_catching_up_holds_nothing_up(backend: Backend) {
 
 e2e!(
     another_process_catching_up_holds_nothing_up,
-    changed_read_models_rebuild_at_start,
+    changed_read_models_rebuild_beside_the_live_generation,
+    undecodable_json_is_an_error_naming_the_column,
     job_lifecycle_and_metrics,
     authentication_and_project_isolation,
     live_subscriptions,

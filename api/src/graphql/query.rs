@@ -73,6 +73,16 @@ impl Query {
         })
     }
 
+    /// The read models (projections) of the log: position, lag, and the
+    /// progress of a rebuild beside the live generation after an upgrade
+    /// changed a read model's tables.
+    async fn read_models(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ReadModel>> {
+        caller(ctx, Scope::Read)?;
+        let st = state(ctx)?;
+        let list = st.effects.projections.status().await.map_err(internal)?;
+        Ok(list.into_iter().map(ReadModel::from).collect())
+    }
+
     /// Validates a training job config (`specs/training-config.md` §4) for the
     /// built-in trainer and writes nothing: every issue and warning, the
     /// normalized config, its hash, and the estimates that do not need a dataset.

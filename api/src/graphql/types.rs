@@ -337,3 +337,57 @@ impl From<ftl_domain::training_config::Validation> for TrainingConfigValidation 
         }
     }
 }
+
+/// A read model of the log (a projection): how far it has applied it, and
+/// the rebuild beside it while one runs.
+#[derive(SimpleObject)]
+pub struct ReadModel {
+    pub name: String,
+    /// The generation serving reads.
+    pub generation: i64,
+    /// The log position it has applied (a string: positions are 64-bit).
+    pub position: String,
+    /// The log's head position.
+    pub head: String,
+    /// Events it has yet to apply.
+    pub lag: String,
+    /// Set while its tables changed shape and the next generation is being
+    /// built beside this one (reads are of the old shape until the switch).
+    pub rebuilding: Option<ReadModelRebuild>,
+}
+
+/// A rebuild's progress.
+#[derive(SimpleObject)]
+pub struct ReadModelRebuild {
+    /// The generation being built.
+    pub generation: i64,
+    /// The log position it has applied.
+    pub position: String,
+    /// Its share of the log applied, 0 to 1.
+    pub progress: f64,
+    /// When it began; null while it waits for its turn.
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<ftl_projections::ProjectionStatus> for ReadModel {
+    fn from(s: ftl_projections::ProjectionStatus) -> Self {
+        let head = s.head;
+        Self {
+            lag: s.lag().to_string(),
+            name: s.name,
+            generation: s.generation,
+            position: s.position.to_string(),
+            head: head.to_string(),
+            rebuilding: s.rebuilding.map(|r| ReadModelRebuild {
+                generation: r.generation,
+                position: r.position.to_string(),
+                progress: if head == 0 {
+                    1.0
+                } else {
+                    (r.position as f64 / head as f64).min(1.0)
+                },
+                started_at: r.started_at,
+            }),
+        }
+    }
+}

@@ -258,7 +258,7 @@ where
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> &'a str: sqlx::ColumnIndex<R> + sqlx::Decode<'a, R::Database>,
 {
     Ok(ApiKeyRow {
         key_id: r.try_get("key_id")?,
@@ -298,18 +298,16 @@ where
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> &'a str: sqlx::ColumnIndex<R> + sqlx::Decode<'a, R::Database>,
 {
-    let config: String = r.try_get("config")?;
-    let tags: String = r.try_get("tags")?;
     Ok(JobRow {
         job_id: r.try_get("job_id")?,
         project_id: r.try_get("project_id")?,
         name: r.try_get("name")?,
         status: r.try_get("status")?,
         provider: r.try_get("provider")?,
-        config: serde_json::from_str(&config).unwrap_or(serde_json::Value::Null),
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        config: crate::json_col!(r, "config")?,
+        tags: crate::json_col!(r, "tags")?,
         failure_reason: r.try_get("failure_reason")?,
         error: r.try_get("error")?,
         created_at: r.try_get("created_at")?,

@@ -134,13 +134,11 @@ pub async fn comparison(
             .fetch_optional(pool)
             .await?;
         row.map(|r| {
-            let models: String = r.try_get("model_ids")?;
-            let prompts: String = r.try_get("prompts")?;
             Ok(ComparisonRow {
                 comparison_id: r.try_get("comparison_id")?,
                 name: r.try_get("name")?,
-                model_ids: serde_json::from_str(&models).unwrap_or_default(),
-                prompts: serde_json::from_str(&prompts).unwrap_or_default(),
+                model_ids: crate::json_col!(r, "model_ids")?,
+                prompts: crate::json_col!(r, "prompts")?,
                 created_at: r.try_get("created_at")?,
             })
         })
@@ -191,11 +189,10 @@ pub async fn votes(db: &Db, comparison: Uuid) -> Result<Vec<VoteRow>, sqlx::Erro
         let rows = sqlx::query(sql).bind(comparison).fetch_all(pool).await?;
         rows.iter()
             .map(|r| {
-                let p: String = r.try_get("preferences")?;
                 Ok(VoteRow {
                     prompt_index: r.try_get("prompt_index")?,
                     rater: r.try_get("rater")?,
-                    preferences: serde_json::from_str(&p).unwrap_or_default(),
+                    preferences: crate::json_col!(r, "preferences")?,
                     at: r.try_get("at")?,
                 })
             })

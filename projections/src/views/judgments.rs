@@ -30,7 +30,6 @@ macro_rules! judgment_row {
     ($r:expr) => {{
         let r = $r;
         (|| -> Result<JudgmentRow, sqlx::Error> {
-            let payload: String = r.try_get("payload")?;
             Ok(JudgmentRow {
                 position: r.try_get("position")?,
                 prediction_id: r.try_get("prediction_id")?,
@@ -38,7 +37,7 @@ macro_rules! judgment_row {
                 started_at: r.try_get("started_at")?,
                 rater: r.try_get("rater")?,
                 kind: r.try_get("kind")?,
-                payload: serde_json::from_str(&payload).unwrap_or_default(),
+                payload: crate::json_col!(r, "payload")?,
                 at: r.try_get("at")?,
             })
         })()

@@ -285,16 +285,14 @@ macro_rules! prediction_row {
     ($r:expr) => {{
         let r = $r;
         (|| -> Result<PredictionRow, sqlx::Error> {
-            let messages: String = r.try_get("messages")?;
-            let params: String = r.try_get("params")?;
             Ok(PredictionRow {
                 prediction_id: r.try_get("prediction_id")?,
                 model_id: r.try_get("model_id")?,
                 model_name: r.try_get("model_name")?,
-                messages: serde_json::from_str(&messages).unwrap_or_default(),
+                messages: crate::json_col!(r, "messages")?,
                 response: r.try_get("response")?,
                 finish_reason: r.try_get("finish_reason")?,
-                params: serde_json::from_str(&params).unwrap_or_default(),
+                params: crate::json_col!(r, "params")?,
                 latency_ms: r.try_get("latency_ms")?,
                 ttft_ms: r.try_get("ttft_ms")?,
                 prompt_tokens: r.try_get("prompt_tokens")?,
@@ -625,13 +623,7 @@ pub async fn evaluations(
             .fetch_all(pool)
             .await?;
         rows.iter()
-            .map(|r| {
-                let tags: String = r.try_get("tags")?;
-                Ok((
-                    r.try_get("success")?,
-                    serde_json::from_str(&tags).unwrap_or_default(),
-                ))
-            })
+            .map(|r| Ok((r.try_get("success")?, crate::json_col!(r, "tags")?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()
     })
 }
@@ -667,10 +659,9 @@ pub async fn feedback_history(
         let rows = sqlx::query(sql).bind(prediction).fetch_all(pool).await?;
         rows.iter()
             .map(|r| {
-                let payload: String = r.try_get("payload")?;
                 Ok((
                     r.try_get("kind")?,
-                    serde_json::from_str(&payload).unwrap_or_default(),
+                    crate::json_col!(r, "payload")?,
                     r.try_get("at")?,
                 ))
             })

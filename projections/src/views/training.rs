@@ -4,6 +4,7 @@
 //! datasets and models.
 
 use super::{to_sql_f64, types};
+use crate::json_text::JsonText;
 use crate::runner::{Decoded, Projection, ProjectionError};
 use crate::{DbTx, execute};
 use async_trait::async_trait;
@@ -401,17 +402,13 @@ macro_rules! training_row {
     ($r:expr) => {{
         let r = $r;
         (|| -> Result<TrainingRow, sqlx::Error> {
-            let json = |c: &str| -> Result<serde_json::Value, sqlx::Error> {
-                let t: String = r.try_get(c)?;
-                Ok(serde_json::from_str(&t).unwrap_or(serde_json::Value::Null))
-            };
             Ok(TrainingRow {
                 job_id: r.try_get("job_id")?,
                 dataset_id: r.try_get("dataset_id")?,
                 dataset_digest: r.try_get("dataset_digest")?,
                 config_hash: r.try_get("config_hash")?,
-                warnings: json("warnings")?,
-                estimates: json("estimates")?,
+                warnings: crate::json_col!(r, "warnings")?,
+                estimates: crate::json_col!(r, "estimates")?,
                 rate_usd_per_hour: r.try_get("rate_usd_per_hour")?,
                 max_cost_usd: r.try_get("max_cost_usd")?,
                 max_runtime_minutes: r.try_get("max_runtime_minutes")?,
@@ -458,13 +455,12 @@ macro_rules! checkpoint_row {
     ($r:expr) => {{
         let r = $r;
         (|| -> Result<CheckpointRow, sqlx::Error> {
-            let files: String = r.try_get("files")?;
             Ok(CheckpointRow {
                 job_id: r.try_get("job_id")?,
                 step: r.try_get("step")?,
                 epoch: r.try_get("epoch")?,
                 path: r.try_get("path")?,
-                files: serde_json::from_str(&files).unwrap_or_default(),
+                files: crate::json_col!(r, "files")?,
                 eval_loss: r.try_get::<Option<f64>, _>("eval_loss")?,
                 train_loss: r.try_get::<Option<f64>, _>("train_loss")?,
                 reason: r.try_get("reason")?,
@@ -580,27 +576,22 @@ pub async fn errors(
                WHERE project_id = $1 AND ($2 IS NULL OR fingerprint = $2)
                  AND ($3 IS NULL OR LOWER(message) LIKE $3 ESCAPE '\\')
                ORDER BY at";
-    let rows: Vec<(Uuid, String, String, String, String, DateTime<Utc>)> =
-        crate::on_pool!(db, |pool| {
-            let rows = sqlx::query(sql)
-                .bind(project)
-                .bind(fingerprint)
-                .bind(like)
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get("job_id")?,
-                        r.try_get("fingerprint")?,
-                        r.try_get("kind")?,
-                        r.try_get("message")?,
-                        r.try_get("frames")?,
-                        r.try_get("at")?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?
-        });
+    type ErrorRow = (
+        Uuid,
+        String,
+        String,
+        String,
+        JsonText<serde_json::Value>,
+        DateTime<Utc>,
+    );
+    let rows: Vec<ErrorRow> = crate::on_pool!(db, |pool| {
+        sqlx::query_as(sql)
+            .bind(project)
+            .bind(fingerprint)
+            .bind(like)
+            .fetch_all(pool)
+            .await?
+    });
     let mut groups: Vec<ErrorGroup> = Vec::new();
     for (job, fp, kind, message, frames, at) in rows {
         match groups.iter_mut().find(|g| g.fingerprint == fp) {
@@ -614,7 +605,7 @@ pub async fn errors(
                 fingerprint: fp,
                 kind,
                 message,
-                frames: serde_json::from_str(&frames).unwrap_or_default(),
+                frames: frames.0,
                 count: 1,
                 first_seen: at,
                 last_seen: at,
@@ -811,7 +802,6 @@ macro_rules! model_row {
         (|| -> Result<ModelRow, sqlx::Error> {
             let kind: String = r.try_get("kind")?;
             let source = if kind == "local" {
-                let arch: Option<String> = r.try_get("architecture")?;
                 ModelSource::Local {
                     job_id: r.try_get::<Option<Uuid>, _>("job_id")?.unwrap_or_default(),
                     checkpoint_step: r.try_get::<Option<i64>, _>("checkpoint_step")?.unwrap_or(0),
@@ -824,8 +814,9 @@ macro_rules! model_row {
                     dataset_digest: r
                         .try_get::<Option<String>, _>("dataset_digest")?
                         .unwrap_or_default(),
-                    architecture: arch
-                        .and_then(|a| serde_json::from_str(&a).ok())
+                    architecture: r
+                        .try_get::<Option<JsonText<_>>, _>("architecture")?
+                        .map(|a| a.0)
                         .unwrap_or_default(),
                 }
             } else {
@@ -842,7 +833,6 @@ macro_rules! model_row {
                     api_key_sealed: r.try_get("api_key_sealed")?,
                 }
             };
-            let caps: String = r.try_get("capabilities")?;
             let input: Option<f64> = r.try_get("input_usd_per_mtok")?;
             let output: Option<f64> = r.try_get("output_usd_per_mtok")?;
             Ok(ModelRow {
@@ -850,7 +840,7 @@ macro_rules! model_row {
                 project_id: r.try_get("project_id")?,
                 name: r.try_get("name")?,
                 source,
-                capabilities: serde_json::from_str(&caps).unwrap_or_default(),
+                capabilities: crate::json_col!(r, "capabilities")?,
                 capabilities_source: r.try_get("capabilities_source")?,
                 price: input.zip(output),
                 created_at: r.try_get("created_at")?,
