@@ -9,7 +9,6 @@ use ftl_domain::{DomainError, DomainEvent};
 use ftl_projections::views::catalog;
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub const KEY_PREFIX: &str = "ftl_";
@@ -17,7 +16,7 @@ pub const KEY_PREFIX: &str = "ftl_";
 pub use ftl_commands::Caller;
 
 pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    ftl_commands::digest::sha256_hex(secret.as_bytes())
 }
 
 pub fn generate_secret() -> String {

@@ -130,7 +130,6 @@ fn inflate(gz: &[u8]) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sha2::{Digest, Sha256};
 
     /// Each embedded bundle is, byte for byte, the file npm published (the
     /// sums were taken from the integrity-checked tarballs).
@@ -144,7 +143,7 @@ mod tests {
                 .lines()
                 .find_map(|l| l.strip_suffix(a.name)?.split_whitespace().next())
                 .unwrap_or_else(|| panic!("no sum for {}", a.name));
-            let got = hex::encode(Sha256::digest(inflate(a.bytes).unwrap()));
+            let got = ftl_commands::digest::sha256_hex(&inflate(a.bytes).unwrap());
             assert_eq!(got, want, "{}", a.name);
         }
     }

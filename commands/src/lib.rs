@@ -15,6 +15,7 @@ macro_rules! on_writer {
 
 pub mod caller;
 pub mod db;
+pub mod digest;
 pub mod handler;
 pub mod leader;
 pub mod leases;

@@ -9,11 +9,11 @@
 use super::errors::domain_error;
 use crate::auth::Caller;
 use async_graphql::{Context, Name, Value};
+use ftl_commands::digest::FieldHasher;
 use ftl_commands::store::Metadata;
 use ftl_domain::DomainError;
 use ftl_domain::ids::command_id_from_key;
 use ftl_domain::limits::MAX_IDEMPOTENCY_KEY_LEN;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// The argument that carries the key; it is not part of the request's digest.
@@ -62,39 +62,38 @@ pub(crate) fn digest(args: &[(Name, Value)]) -> String {
         .filter(|(n, v)| n.as_str() != KEY_ARGUMENT && *v != Value::Null)
         .collect();
     sorted.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-    let mut h = Sha256::new();
+    let mut h = FieldHasher::new();
     for (name, value) in sorted {
         feed_str(&mut h, name.as_str());
         feed(&mut h, value);
     }
-    hex::encode(&h.finalize()[..16])
+    h.hex16()
 }
 
 /// Each value is tagged and length-prefixed, so no two values feed the same bytes.
-fn feed(h: &mut Sha256, v: &Value) {
+fn feed(h: &mut FieldHasher, v: &Value) {
     match v {
-        Value::Null => h.update(b"n"),
-        Value::Boolean(b) => h.update(if *b { b"t" } else { b"f" }),
+        Value::Null => h.raw(b"n"),
+        Value::Boolean(b) => h.raw(if *b { b"t" } else { b"f" }),
         Value::Number(n) => {
-            h.update(b"#");
+            h.raw(b"#");
             feed_str(h, &n.to_string());
         }
         Value::String(s) => {
-            h.update(b"s");
+            h.raw(b"s");
             feed_str(h, s);
         }
         Value::Enum(e) => {
-            h.update(b"e");
+            h.raw(b"e");
             feed_str(h, e.as_str());
         }
         Value::Binary(b) => {
-            h.update(b"b");
-            h.update((b.len() as u64).to_le_bytes());
-            h.update(b);
+            h.raw(b"b");
+            h.field(b);
         }
         Value::List(items) => {
-            h.update(b"[");
-            h.update((items.len() as u64).to_le_bytes());
+            h.raw(b"[");
+            h.raw(&(items.len() as u64).to_le_bytes());
             for i in items {
                 feed(h, i);
             }
@@ -102,8 +101,8 @@ fn feed(h: &mut Sha256, v: &Value) {
         Value::Object(fields) => {
             let mut sorted: Vec<_> = fields.iter().collect();
             sorted.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-            h.update(b"{");
-            h.update((sorted.len() as u64).to_le_bytes());
+            h.raw(b"{");
+            h.raw(&(sorted.len() as u64).to_le_bytes());
             for (k, v) in sorted {
                 feed_str(h, k.as_str());
                 feed(h, v);
@@ -112,9 +111,8 @@ fn feed(h: &mut Sha256, v: &Value) {
     }
 }
 
-fn feed_str(h: &mut Sha256, s: &str) {
-    h.update((s.len() as u64).to_le_bytes());
-    h.update(s.as_bytes());
+fn feed_str(h: &mut FieldHasher, s: &str) {
+    h.field(s.as_bytes());
 }
 
 #[cfg(test)]

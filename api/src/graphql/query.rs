@@ -103,7 +103,8 @@ impl Query {
                 ),
             ));
         }
-        let (gpu_types, rate_usd_per_hour) = super::training::resources(st, &config.0);
+        let (gpu_types, rate_usd_per_hour) =
+            ftl_effects::training::launch::resources(&st.effects, &config.0);
         let context = ftl_domain::training_config::Context {
             trainer: ftl_trainer::job::support(
                 &[],

@@ -13,13 +13,11 @@ use ftl_commands::handler::handle;
 use ftl_domain::ids::JobId;
 use ftl_domain::job::{JobCommand, JobDecider, in_project, run_id_text};
 use ftl_domain::project::Scope;
+use ftl_effects::blobs::{BlobError, BlobKey as StorePath};
 use ftl_projections::views::tracking::RunRow;
 use futures::{StreamExt, TryStreamExt};
-use object_store::path::Path as StorePath;
-use object_store::{GetOptions, GetRange, ObjectStoreExt, WriteMultipart};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 const PREFIX: &str = "/api/2.0/mlflow-artifacts/artifacts";
@@ -120,13 +118,13 @@ fn store_path(c: &Caller, run: &RunRow, rel: &str) -> StorePath {
     }
 }
 
-fn object_error(e: object_store::Error, what: &str) -> MlflowError {
+fn object_error(e: BlobError, what: &str) -> MlflowError {
     match e {
-        object_store::Error::NotFound { .. } => MlflowError::new(
+        BlobError::NotFound => MlflowError::new(
             ErrorCode::ResourceDoesNotExist,
             format!("No such artifact: '{what}'"),
         ),
-        object_store::Error::PermissionDenied { .. } => MlflowError::new(
+        BlobError::Denied => MlflowError::new(
             ErrorCode::PermissionDenied,
             format!(
                 "Artifact path '{what}' passes through a symbolic link, which the artifact store does not follow"
@@ -192,42 +190,36 @@ async fn upload(
     }
     let location = store_path(&c, &run, &p.rel);
     let limit = state.config.artifacts.max_file_bytes;
-    let upload = state
+    let mut writer = state
         .effects
         .artifacts
-        .put_multipart(&location)
+        .writer(&location)
         .await
         .map_err(|e| object_error(e, &p.rel))?;
-    let mut writer = WriteMultipart::new(upload);
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
     while let Some(chunk) = payload.next().await {
         let chunk = match chunk {
             Ok(c) => c,
             Err(e) => {
-                let _ = writer.abort().await;
+                writer.abort().await;
                 return Err(MlflowError::new(
                     ErrorCode::BadRequest,
                     format!("upload interrupted: {e}"),
                 ));
             }
         };
-        size += chunk.len() as u64;
-        if size > limit {
-            let _ = writer.abort().await;
+        if writer.size() + chunk.len() as u64 > limit {
+            writer.abort().await;
             return Err(MlflowError::invalid(format!(
                 "Artifact '{}' exceeds the {limit}-byte limit per file",
                 p.rel
             )));
         }
-        hasher.update(&chunk);
         writer
-            .wait_for_capacity(4)
+            .write(&chunk)
             .await
             .map_err(|e| object_error(e, &p.rel))?;
-        writer.write(&chunk);
     }
-    writer.finish().await.map_err(|e| object_error(e, &p.rel))?;
+    let written = writer.finish().await.map_err(|e| object_error(e, &p.rel))?;
     let content_type = mime_guess::from_path(&p.rel)
         .first_or_octet_stream()
         .to_string();
@@ -237,8 +229,8 @@ async fn upload(
         &run,
         JobCommand::StoreArtifact {
             path: p.rel.clone(),
-            size,
-            sha256: hex::encode(hasher.finalize()),
+            size: written.size,
+            sha256: written.sha256,
             content_type,
         },
     )
@@ -323,7 +315,7 @@ async fn download(
             .await
             .map_err(|e| object_error(e, &p.rel))?;
         match resolve_range(ask, meta.size) {
-            Some(r) => Some(GetRange::Bounded(r)),
+            Some(r) => Some(r),
             None => {
                 return Ok(HttpResponse::RangeNotSatisfiable()
                     .insert_header((header::CONTENT_RANGE, format!("bytes */{}", meta.size)))
@@ -344,10 +336,10 @@ async fn download(
     let got = state
         .effects
         .artifacts
-        .get_opts(&location, GetOptions::new().with_range(range))
+        .read(&location, range)
         .await
         .map_err(|e| object_error(e, &p.rel))?;
-    let total = got.meta.size;
+    let total = got.size;
     let r = got.range.clone();
     let name = p
         .rel
@@ -377,7 +369,7 @@ async fn download(
     ))
     .insert_header((header::ACCEPT_RANGES, "bytes"))
     .no_chunking(r.end - r.start);
-    let stream = got.into_stream().map_err(|e| {
+    let stream = got.bytes.map_err(|e| {
         tracing::error!(error = %e, "artifact read");
         actix_web::error::ErrorInternalServerError("artifact read failed")
     });
@@ -393,23 +385,12 @@ async fn remove(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResp
     let run = run_of(&state, &c, &p).await?;
     let location = store_path(&c, &run, &p.rel);
     // A file, or every file under a folder.
-    let mut targets: Vec<StorePath> = state
+    state
         .effects
         .artifacts
-        .list(Some(&location))
-        .map_ok(|m| m.location)
-        .try_collect()
+        .delete_all(&location)
         .await
         .map_err(|e| object_error(e, &p.rel))?;
-    if targets.is_empty() {
-        targets.push(location);
-    }
-    for t in targets {
-        match state.effects.artifacts.delete(&t).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(object_error(e, &p.rel)),
-        }
-    }
     run_command(&state, &c, &run, JobCommand::DeleteArtifact { path: p.rel }).await?;
     Ok(ok_empty())
 }
@@ -426,21 +407,18 @@ async fn children(
     let listing = state
         .effects
         .artifacts
-        .list_with_delimiter(Some(&location))
+        .list_dir(&location)
         .await
         .map_err(|e| object_error(e, rel))?;
-    let mut files = Vec::new();
-    for d in &listing.common_prefixes {
-        if let Some(name) = d.filename() {
-            files.push(json!({"path": name, "is_dir": true}));
-        }
-    }
-    for o in &listing.objects {
-        if let Some(name) = o.location.filename() {
-            files.push(json!({"path": name, "is_dir": false, "file_size": o.size}));
-        }
-    }
-    Ok(files)
+    let folders = listing
+        .folders
+        .iter()
+        .map(|name| json!({"path": name, "is_dir": true}));
+    let files = listing
+        .files
+        .iter()
+        .map(|(name, size)| json!({"path": name, "is_dir": false, "file_size": size}));
+    Ok(folders.chain(files).collect())
 }
 
 #[derive(Deserialize, Default)]

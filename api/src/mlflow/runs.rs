@@ -28,7 +28,6 @@ use ftl_projections::views::tracking::{
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 use uuid::Uuid;
 
@@ -269,11 +268,8 @@ fn content_id(
     tags: &[KeyValue],
     points: &[MetricPoint],
 ) -> Uuid {
-    let mut h = Sha256::new();
-    let mut field = |b: &[u8]| {
-        h.update((b.len() as u64).to_le_bytes());
-        h.update(b);
-    };
+    let mut h = ftl_commands::digest::FieldHasher::new();
+    let mut field = |b: &[u8]| h.field(b);
     for p in points {
         // NaN has many bit patterns; all log as the same point.
         let bits = if p.value.is_nan() {
@@ -296,10 +292,7 @@ fn content_id(
         field(kv.key.as_bytes());
         field(kv.value.as_bytes());
     }
-    command_id_from_key(
-        &format!("{}/mlflow-log/{job}", c.project_id),
-        &hex::encode(h.finalize()),
-    )
+    command_id_from_key(&format!("{}/mlflow-log/{job}", c.project_id), &h.hex())
 }
 
 // ---- runs ------------------------------------------------------------------

@@ -11,7 +11,6 @@ use ftl_effects::training::checkpoints::checkpoint_prefix;
 use ftl_effects::training::datasets::{RegisterError, Source};
 use ftl_effects::training::storage;
 use ftl_projections::views::{catalog, training};
-use object_store::ObjectStoreExt;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -108,9 +107,6 @@ async fn download_checkpoint_file(
         .effects
         .artifacts
         .get(&target)
-        .await
-        .map_err(RestError::internal)?
-        .bytes()
         .await
         .map_err(RestError::internal)?;
     let digest = hex::decode(&sha).unwrap_or_default();

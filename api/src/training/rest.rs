@@ -87,8 +87,7 @@ impl ResponseError for RestError {
 /// a retry sends the same bytes; the same key with other bytes is refused
 /// (`idempotency_key_reused`, 422).
 pub fn body_digest(body: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(&Sha256::digest(body)[..16])
+    ftl_commands::digest::sha256_hex16(body)
 }
 
 /// A JSON body, or `invalid_input` saying why not.

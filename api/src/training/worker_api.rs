@@ -18,12 +18,11 @@ use ftl_domain::job::{FailureReason, JobCommand, JobDecider, JobState, JobStatus
 use ftl_domain::metrics::{MetricPoint, validate_points};
 use ftl_domain::project::Scope;
 use ftl_domain::{DomainEvent, JobId};
+use ftl_effects::blobs::{BlobError, BlobKey};
 use ftl_effects::training::checkpoints::{checkpoint_name, checkpoint_prefix, checkpoint_store};
 use ftl_effects::training::storage;
 use ftl_effects::worker::protocol::*;
 use ftl_projections::views::training;
-use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -46,10 +45,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::get().to(get_checkpoint_file),
             )
             .route("/jobs/{job}/checkpoints", web::post().to(checkpoint))
-            .route("/jobs/{job}/paused", web::post().to(paused))
-            .route("/jobs/{job}/cancelled", web::post().to(cancelled))
-            .route("/jobs/{job}/finished", web::post().to(finished))
-            .route("/jobs/{job}/failed", web::post().to(failed)),
+            .route(
+                "/jobs/{job}/{report:paused|cancelled|finished|failed}",
+                web::post().to(ending),
+            ),
     );
 }
 
@@ -400,10 +399,10 @@ async fn logs(
     ok()
 }
 
-async fn read_object(st: &AppState, path: &Path) -> RestResult<web::Bytes> {
+async fn read_object(st: &AppState, path: &BlobKey) -> RestResult<web::Bytes> {
     match st.effects.artifacts.get(path).await {
-        Ok(r) => r.bytes().await.map_err(RestError::internal),
-        Err(object_store::Error::NotFound { .. }) => Err(RestError::not_found(format!(
+        Ok(bytes) => Ok(bytes),
+        Err(BlobError::NotFound) => Err(RestError::not_found(format!(
             "{} is not stored",
             path.filename().unwrap_or_default()
         ))),
@@ -458,11 +457,11 @@ async fn base_weights(
     let (_, _, folder, _) = model
         .local()
         .ok_or_else(|| RestError::not_found("the base model is not one trained here"))?;
-    let path = Path::from(format!("{folder}/{file}"));
+    let path = BlobKey::from(format!("{folder}/{file}"));
     Ok(octets(read_object(&st, &path).await?))
 }
 
-fn checkpoint_file_path(job: Uuid, step: u64, file: &str) -> RestResult<Path> {
+fn checkpoint_file_path(job: Uuid, step: u64, file: &str) -> RestResult<BlobKey> {
     let allowed = [
         ftl_trainer::checkpoint::MODEL_FILE,
         ftl_trainer::checkpoint::OPTIMIZER_FILE,
@@ -492,7 +491,7 @@ async fn put_checkpoint_file(
     let bytes = read_body(payload, st.config.artifacts.max_file_bytes as usize).await?;
     st.effects
         .artifacts
-        .put(&target, PutPayload::from(bytes))
+        .put(&target, bytes)
         .await
         .map_err(RestError::internal)?;
     ok()
@@ -533,7 +532,7 @@ async fn checkpoint(
                 e
             }
         })?;
-        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&stored));
+        let sha = ftl_commands::digest::sha256_hex(&stored);
         if stored.len() as u64 != f.size || sha != f.sha256 {
             return Err(RestError::new(
                 StatusCode::BAD_REQUEST,
@@ -564,7 +563,7 @@ async fn checkpoint(
             &folder
                 .clone()
                 .join(ftl_effects::training::checkpoints::INFO_FILE),
-            PutPayload::from(sidecar),
+            sidecar,
         )
         .await
         .map_err(RestError::internal)?;
@@ -625,61 +624,40 @@ async fn release(st: &AppState, h: &Held) {
     }
 }
 
-async fn paused(
+/// The reports that end a lease — `paused`, `cancelled`, `finished`,
+/// `failed` — each as its job command; then the lease row goes.
+async fn ending(
     st: web::Data<AppState>,
     req: HttpRequest,
-    path: web::Path<String>,
+    path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> RestResult {
-    let h = held(&st, &req, &path).await?;
-    let report: PausedReport = json_body(&body)?;
-    let cmd = JobCommand::ConfirmPaused {
-        lease_id: h.lease,
-        checkpoint_step: report.checkpoint_step,
+    let (job, report) = path.into_inner();
+    let h = held(&st, &req, &job).await?;
+    let cmd = match report.as_str() {
+        "paused" => {
+            let r: PausedReport = json_body(&body)?;
+            JobCommand::ConfirmPaused {
+                lease_id: h.lease,
+                checkpoint_step: r.checkpoint_step,
+            }
+        }
+        "cancelled" => JobCommand::ConfirmCancelled { lease_id: h.lease },
+        // The final checkpoint becomes the job's model by reaction to its
+        // success (`ftl_domain::process`, dispatched from the outbox).
+        "finished" => JobCommand::Finish { lease_id: h.lease },
+        _ => failure_command(&h, json_body(&body)?),
     };
-    run(&st, &h, cmd, "paused").await?;
+    run(&st, &h, cmd, &report).await?;
     release(&st, &h).await;
     ok()
 }
 
-async fn cancelled(
-    st: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> RestResult {
-    let h = held(&st, &req, &path).await?;
-    let cmd = JobCommand::ConfirmCancelled { lease_id: h.lease };
-    run(&st, &h, cmd, "cancelled").await?;
-    release(&st, &h).await;
-    ok()
-}
-
-async fn finished(
-    st: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-) -> RestResult {
-    let h = held(&st, &req, &path).await?;
-    // The final checkpoint becomes the job's model by reaction to its
-    // success (`ftl_domain::process`, dispatched from the outbox).
-    let cmd = JobCommand::Finish { lease_id: h.lease };
-    run(&st, &h, cmd, "finished").await?;
-    release(&st, &h).await;
-    ok()
-}
-
-async fn failed(
-    st: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> RestResult {
-    let h = held(&st, &req, &path).await?;
-    let report: FailedReport = json_body(&body)?;
+fn failure_command(h: &Held, report: FailedReport) -> JobCommand {
     let frames = failure::parse_frames(&report.trace);
     let fingerprint = failure::fingerprint(&report.message, &frames);
     let panic = report.kind == "panic";
-    let cmd = JobCommand::FailRun {
+    JobCommand::FailRun {
         lease_id: h.lease,
         reason: if panic {
             FailureReason::Internal
@@ -693,8 +671,5 @@ async fn failed(
             frames,
             fingerprint,
         }),
-    };
-    run(&st, &h, cmd, "failed").await?;
-    release(&st, &h).await;
-    ok()
+    }
 }

@@ -40,7 +40,7 @@ pub struct Effects {
     pub feed: ChangeFeed,
     pub metrics: Arc<Metrics>,
     /// Where artifact bytes live (a local folder by default).
-    pub artifacts: Arc<dyn object_store::ObjectStore>,
+    pub artifacts: crate::blobs::Blobs,
     /// The GPU/price catalog (GPU selection screen, job rates).
     pub gpu_catalog: Arc<crate::training::catalog::GpuCatalog>,
     /// Folded job states for worker calls (read incrementally).
@@ -96,7 +96,7 @@ impl Effects {
             egress_client,
             gpu_catalog,
             job_states: Arc::default(),
-            artifacts,
+            artifacts: crate::blobs::Blobs::new(artifacts),
             settings: Arc::new(config),
             db,
             store,

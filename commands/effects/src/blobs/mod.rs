@@ -8,6 +8,7 @@
 //! prefix, and an unknown key of that prefix is an error.
 
 mod nofollow;
+mod port;
 
 pub use nofollow::NoFollowFs;
 use object_store::ObjectStore;
@@ -17,6 +18,9 @@ use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
+pub use port::{
+    BlobError, BlobKey, BlobMeta, BlobRead, BlobWriter, Blobs, Listing, Written, sha256_hex,
+};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;

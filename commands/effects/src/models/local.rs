@@ -20,7 +20,7 @@ pub fn model_id(job: JobId, step: u64) -> ModelId {
 }
 
 async fn read(st: &Effects, path: &Path) -> anyhow::Result<Vec<u8>> {
-    Ok(st.artifacts.get(path).await?.bytes().await?.to_vec())
+    Ok(st.artifacts.get(path).await?.to_vec())
 }
 
 /// Registers `job`'s checkpoint at `step` as a model; registering it again
@@ -54,6 +54,7 @@ pub async fn register(
     let model_folder = Path::from(format!("models/{}", id.0.simple()));
     for file in [MODEL_FILE, META_FILE] {
         st.artifacts
+            .store()
             .copy(&folder.clone().join(file), &model_folder.clone().join(file))
             .await?;
     }

@@ -43,7 +43,11 @@ pub fn checkpoint_store(
     job: uuid::Uuid,
     keep_last: Option<usize>,
 ) -> CheckpointStore {
-    CheckpointStore::new(st.artifacts.clone(), checkpoint_prefix(job), keep_last)
+    CheckpointStore::new(
+        st.artifacts.store().clone(),
+        checkpoint_prefix(job),
+        keep_last,
+    )
 }
 
 pub fn checkpoint_name(step: u64) -> String {

@@ -4,8 +4,8 @@
 //! needs it, and its digest is checked against the one validated.
 
 use crate::Effects;
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
 
 /// The URI of an uploaded dataset.
 pub fn upload_uri(dataset: uuid::Uuid, name: &str) -> String {
@@ -32,9 +32,7 @@ pub async fn write_upload(st: &Effects, uri: &str, bytes: bytes::Bytes) -> anyho
     let path = uri
         .strip_prefix("artifacts:")
         .ok_or_else(|| anyhow::anyhow!("not an upload URI: {uri}"))?;
-    st.artifacts
-        .put(&Path::from(path), PutPayload::from(bytes))
-        .await?;
+    st.artifacts.put(&Path::from(path), bytes).await?;
     Ok(())
 }
 
@@ -58,7 +56,7 @@ pub fn allowed_source(st: &Effects, uri: &str) -> bool {
 /// The bytes of a dataset, wherever it lives; at most `training.max_dataset_bytes`.
 pub async fn read_dataset(st: &Effects, uri: &str) -> anyhow::Result<Vec<u8>> {
     let (store, path) = match uri.strip_prefix("artifacts:") {
-        Some(path) => (st.artifacts.clone(), Path::from(path)),
+        Some(path) => (st.artifacts.store().clone(), Path::from(path)),
         None => {
             anyhow::ensure!(
                 allowed_source(st, uri),
