@@ -218,10 +218,14 @@ impl TrainingMutation {
         }
         let step = u64::try_from(step)
             .map_err(|_| gql_error(Code::InvalidInput, "step must not be negative"))?;
-        let model =
+        let (model, position) =
             ftl_effects::models::local::register(&st.effects, c.project_id, JobId(id), step, name)
                 .await
                 .map_err(|e| gql_error(Code::InvalidInput, e.to_string()))?;
+        st.effects
+            .projections
+            .wait_for(position, st.effects.ryw_timeout())
+            .await;
         training::model(&st.effects.db, c.project_id.0, model.0)
             .await
             .map_err(internal)?

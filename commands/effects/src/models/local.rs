@@ -24,14 +24,17 @@ async fn read(st: &Effects, path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Registers `job`'s checkpoint at `step` as a model; registering it again
-/// returns the same id and appends nothing.
+/// returns the same id and appends nothing. Also returns the log position a
+/// reader waits for before it reads the model back (0 when it was there
+/// already); a caller that does not read it (the dispatcher) waits for
+/// nothing.
 pub async fn register(
     st: &Effects,
     project: ProjectId,
     job: JobId,
     step: u64,
     name: Option<String>,
-) -> anyhow::Result<ModelId> {
+) -> anyhow::Result<(ModelId, u64)> {
     let id = model_id(job, step);
     let state = crate::training::job_states::load_job(st, job)
         .await
@@ -86,14 +89,9 @@ pub async fn register(
         .append(&id.stream(), ExpectedVersion::NoStream, vec![new])
         .await
     {
-        Ok(a) => {
-            st.projections
-                .wait_for(a.last_position, st.ryw_timeout())
-                .await;
-            Ok(id)
-        }
+        Ok(a) => Ok((id, a.last_position)),
         // Registered before (a retry): the same model.
-        Err(StoreError::Conflict { .. }) => Ok(id),
+        Err(StoreError::Conflict { .. }) => Ok((id, 0)),
         Err(e) => Err(e.into()),
     }
 }
