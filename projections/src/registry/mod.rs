@@ -151,11 +151,18 @@ impl Projections {
     }
 
     pub async fn active_generation(&self, name: &str) -> Result<Option<i64>, sqlx::Error> {
+        Ok(self.active_row(name).await?.map(|a| a.generation))
+    }
+
+    /// A projection's row in `projection_active`, if it has a generation.
+    async fn active_row(&self, name: &str) -> Result<Option<Active>, sqlx::Error> {
         crate::on_pool!(&self.db, |pool| {
-            sqlx::query_scalar("SELECT generation FROM projection_active WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await
+            sqlx::query_as(
+                "SELECT name, generation, ddl_hash FROM projection_active WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await
         })
     }
 
@@ -217,15 +224,9 @@ impl Projections {
     /// active one, unless it was built with other tables (then none until
     /// the rebuild switches).
     async fn live_generation(&self, p: &dyn Projection) -> Result<Option<i64>, sqlx::Error> {
-        let active: Option<Active> = crate::on_pool!(&self.db, |pool| {
-            sqlx::query_as(
-                "SELECT name, generation, ddl_hash FROM projection_active WHERE name = $1",
-            )
-            .bind(p.name())
-            .fetch_optional(pool)
+        Ok(self
+            .active_row(p.name())
             .await?
-        });
-        Ok(active
             .filter(|a| self.current_shape(p, a))
             .map(|a| a.generation))
     }

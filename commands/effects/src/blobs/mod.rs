@@ -18,9 +18,7 @@ use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-pub use port::{
-    BlobError, BlobKey, BlobMeta, BlobRead, BlobWriter, Blobs, Listing, Written, sha256_hex,
-};
+pub use port::{BlobError, BlobKey, BlobMeta, BlobRead, BlobWriter, Blobs, Listing, Written};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;

@@ -5,9 +5,9 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use ftl_commands::digest::FieldHasher;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use sha2::{Digest, Sha256};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -124,7 +124,7 @@ impl Blobs {
         let upload = self.0.put_multipart(key).await?;
         Ok(BlobWriter {
             inner: WriteMultipart::new(upload),
-            hasher: Sha256::new(),
+            hasher: FieldHasher::new(),
             size: 0,
         })
     }
@@ -170,7 +170,7 @@ impl Blobs {
 /// A streamed upload that hashes what it writes.
 pub struct BlobWriter {
     inner: WriteMultipart,
-    hasher: Sha256,
+    hasher: FieldHasher,
     size: u64,
 }
 
@@ -182,7 +182,7 @@ impl BlobWriter {
 
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), BlobError> {
         self.size += chunk.len() as u64;
-        self.hasher.update(chunk);
+        self.hasher.raw(chunk);
         self.inner.wait_for_capacity(4).await?;
         self.inner.write(chunk);
         Ok(())
@@ -192,7 +192,7 @@ impl BlobWriter {
         self.inner.finish().await?;
         Ok(Written {
             size: self.size,
-            sha256: hex::encode(self.hasher.finalize()),
+            sha256: self.hasher.hex(),
         })
     }
 
@@ -200,11 +200,6 @@ impl BlobWriter {
     pub async fn abort(self) {
         let _ = self.inner.abort().await;
     }
-}
-
-/// SHA-256 of `bytes`, hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 #[cfg(test)]
