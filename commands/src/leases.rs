@@ -9,10 +9,9 @@
 //! the job is recovered from its last checkpoint).
 
 use crate::Db;
-use sqlx::Row;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Lease {
     pub job_id: Uuid,
     pub lease_id: Uuid,
@@ -78,19 +77,5 @@ pub async fn remove(db: &Db, lease_id: Uuid) -> Result<(), sqlx::Error> {
 /// Every lease (the reconciler's view: few rows, one per running job).
 pub async fn all(db: &Db) -> Result<Vec<Lease>, sqlx::Error> {
     let sql = "SELECT job_id, lease_id, project_id, worker_id, expires_ms, last_tick_ms FROM worker_leases";
-    on_writer!(db, |pool| {
-        let rows = sqlx::query(sql).fetch_all(pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Lease {
-                    job_id: r.try_get("job_id")?,
-                    lease_id: r.try_get("lease_id")?,
-                    project_id: r.try_get("project_id")?,
-                    worker_id: r.try_get("worker_id")?,
-                    expires_ms: r.try_get("expires_ms")?,
-                    last_tick_ms: r.try_get("last_tick_ms")?,
-                })
-            })
-            .collect()
-    })
+    on_writer!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await)
 }

@@ -71,3 +71,13 @@ macro_rules! on_pool {
         }
     };
 }
+
+/// `fetch!(db, fetch_all | fetch_optional | fetch_one, Row, sql, a, b, …)`:
+/// one query on the reader pool of either backend, each row mapped by
+/// `Row`'s `sqlx::FromRow` (one derive serves both pools).
+#[macro_export]
+macro_rules! fetch {
+    ($db:expr, $how:ident, $row:ty, $sql:expr $(, $bind:expr)* $(,)?) => {
+        $crate::on_pool!($db, |pool| sqlx::query_as::<_, $row>($sql)$(.bind($bind))*.$how(pool).await)
+    };
+}

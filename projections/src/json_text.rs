@@ -34,11 +34,24 @@ where
     }
 }
 
-/// Reads column `$col` of row `$r` as JSON text (see [`JsonText`]).
-#[macro_export]
-macro_rules! json_col {
-    ($r:expr, $col:expr) => {
-        $r.try_get::<$crate::json_text::JsonText<_>, _>($col)
-            .map(|j| j.0)
-    };
+/// `impl From<JsonText<T>> for T` for each JSON column type in use (the
+/// orphan rule forbids a blanket impl), so that a row type derives
+/// `#[sqlx(try_from = "JsonText<T>")]` on its JSON fields.
+macro_rules! unwraps_into {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<JsonText<$t>> for $t {
+            fn from(j: JsonText<$t>) -> Self {
+                j.0
+            }
+        }
+    )*};
 }
+
+unwraps_into!(
+    serde_json::Value,
+    Vec<String>,
+    Vec<uuid::Uuid>,
+    ftl_domain::registry::Capabilities,
+    Vec<Vec<ftl_domain::prediction::ChatMessage>>,
+    std::collections::BTreeMap<uuid::Uuid, ftl_domain::comparison::Preference>,
+);

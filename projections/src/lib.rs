@@ -7,6 +7,7 @@
 //! switched by re-pointing the views in one transaction.
 
 pub mod db_tx;
+pub mod export;
 pub mod feed;
 pub mod json_text;
 pub mod process;

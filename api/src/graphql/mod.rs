@@ -1,34 +1,28 @@
 //! The GraphQL API. Every field is resolved for the caller's project only.
 
-mod as_of;
 mod chat;
+mod common;
 mod comparisons;
-mod errors;
+mod feedback;
 mod history;
-mod idempotency;
-mod limits;
-mod mutation;
+mod jobs;
 mod predictions;
-mod query;
-mod scalars;
-mod subscription;
+mod registry;
 mod training;
-mod types;
 
-pub use errors::{Code, gql_error};
-pub use limits::QueryLimits;
+pub use common::limits::QueryLimits;
+pub use common::{Code, gql_error};
 
-use crate::auth::Caller;
 use crate::state::AppState;
-use async_graphql::{Context, MergedObject, MergedSubscription, Schema};
-use ftl_domain::project::Scope;
+use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 #[derive(MergedObject, Default)]
 pub struct Query(
-    query::Query,
+    jobs::query::Query,
     training::TrainingQuery,
+    registry::RegistryQuery,
     predictions::PredictionsQuery,
-    predictions::FeedbackQuery,
+    feedback::FeedbackQuery,
     chat::ChatQuery,
     history::HistoryQuery,
     comparisons::ComparisonQuery,
@@ -36,17 +30,19 @@ pub struct Query(
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
-    mutation::Mutation,
+    jobs::mutation::Mutation,
     training::TrainingMutation,
-    predictions::FeedbackMutation,
+    registry::RegistryMutation,
+    feedback::FeedbackMutation,
     chat::ChatMutation,
     history::HistoryMutation,
     comparisons::ComparisonMutation,
+    comparisons::PreferenceMutation,
 );
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(
-    subscription::Subscription,
+    jobs::subscription::Subscription,
     training::TrainingSubscription,
     chat::ChatSubscription,
 );
@@ -76,29 +72,6 @@ pub fn build_schema(
 /// The SDL as committed in `api/schema.graphql`.
 pub fn sdl() -> String {
     build_schema(None, 64, 100_000, QueryLimits::unlimited()).sdl()
-}
-
-pub(crate) fn state<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a AppState> {
-    ctx.data::<AppState>()
-        .map_err(|_| gql_error(Code::Internal, "service state missing"))
-}
-
-/// The caller, if its key allows `needed`. Fails closed when absent.
-pub(crate) fn caller<'a>(ctx: &Context<'a>, needed: Scope) -> async_graphql::Result<&'a Caller> {
-    let c = ctx
-        .data::<Caller>()
-        .map_err(|_| gql_error(Code::Unauthenticated, "an API key is required"))?;
-    if !c.scope.allows(needed) {
-        return Err(gql_error(
-            Code::Forbidden,
-            format!(
-                "this key's scope is {}; {} is needed",
-                c.scope.as_str(),
-                needed.as_str()
-            ),
-        ));
-    }
-    Ok(c)
 }
 
 #[cfg(test)]

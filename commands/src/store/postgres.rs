@@ -8,9 +8,10 @@
 //! order and "everything up to the newest position I saw" is always complete.
 //! Appends are batched, so the serialisation costs one commit per batch.
 
+use super::sql_reads::{SqlReader, to_u64};
 use super::*;
-use sqlx::postgres::{PgListener, PgRow};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
 
 pub const NOTIFY_CHANNEL: &str = "ftl_events";
 /// Advisory lock key that orders appends ("FTL_LOG").
@@ -29,28 +30,6 @@ impl Drop for PostgresEventStore {
         }
     }
 }
-
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-fn row_to_event(row: &PgRow) -> Result<RecordedEvent, StoreError> {
-    let payload: String = row.try_get("payload")?;
-    let metadata: String = row.try_get("metadata")?;
-    Ok(RecordedEvent {
-        global_position: to_u64(row.try_get("global_position")?),
-        event_id: row.try_get("event_id")?,
-        stream_id: row.try_get("stream_id")?,
-        stream_version: to_u64(row.try_get("stream_version")?),
-        event_type: row.try_get("event_type")?,
-        schema_version: u32::try_from(row.try_get::<i32, _>("schema_version")?).unwrap_or(0),
-        recorded_at: row.try_get("recorded_at")?,
-        payload,
-        metadata: serde_json::from_str(&metadata)?,
-    })
-}
-
-const SELECT_COLUMNS: &str = "global_position, event_id, stream_id, stream_version, event_type, schema_version, recorded_at, payload::text AS payload, metadata::text AS metadata";
 
 impl PostgresEventStore {
     /// Connects the store and starts listening for appends by other processes.
@@ -116,23 +95,16 @@ impl PostgresEventStore {
             .await?;
         if probe.is_some() {
             let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-            let rows = sqlx::query(
+            let rows: Vec<(Uuid, String, i64, i64)> = sqlx::query_as(
                 "SELECT event_id, stream_id, global_position, stream_version FROM events WHERE event_id = ANY($1)",
             )
             .bind(&ids)
             .fetch_all(&mut *tx)
             .await?;
-            let found = rows
-                .iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get("event_id")?,
-                        r.try_get("stream_id")?,
-                        to_u64(r.try_get("global_position")?),
-                        to_u64(r.try_get("stream_version")?),
-                    ))
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            let found: Vec<_> = rows
+                .into_iter()
+                .map(|(id, stream, pos, version)| (id, stream, to_u64(pos), to_u64(version)))
+                .collect();
             if let Some(done) = replayed_result(stream_id, events, &found)? {
                 return Ok(done);
             }
@@ -233,16 +205,9 @@ impl EventStore for PostgresEventStore {
         from_version: u64,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {SELECT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(stream_id)
-            .bind(from_version as i64)
-            .bind(max as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(row_to_event).collect()
+        SqlReader::Postgres(&self.pool)
+            .read_stream(stream_id, from_version, max)
+            .await
     }
 
     async fn read_all_skipping(
@@ -251,22 +216,13 @@ impl EventStore for PostgresEventStore {
         max: usize,
         bodiless: &[&str],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = read_all_sql(bodiless.len(), "::text");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after as i64)
-            .bind(max as i64);
-        for t in bodiless {
-            q = q.bind(*t);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(row_to_event).collect()
+        SqlReader::Postgres(&self.pool)
+            .read_all_skipping(after, max, bodiless)
+            .await
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
-        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(global_position) FROM events")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(to_u64(head.unwrap_or(0)))
+        SqlReader::Postgres(&self.pool).head_position().await
     }
 
     fn wakeups(&self) -> watch::Receiver<u64> {

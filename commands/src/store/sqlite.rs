@@ -1,9 +1,9 @@
 //! The embedded default: SQLite in WAL mode, one writer connection.
 
+use super::sql_reads::{SqlReader, to_u64};
 use super::*;
 use crate::db::SqliteSync;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 use std::sync::OnceLock;
 
 pub struct SqliteEventStore {
@@ -36,28 +36,6 @@ fn insert_sql(rows: usize) -> String {
 fn full_chunk_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| insert_sql(ROWS_PER_INSERT))
-}
-
-pub(crate) const SELECT_COLUMNS: &str = "global_position, event_id, stream_id, stream_version, event_type, schema_version, recorded_at, payload, metadata";
-
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-fn row_to_event(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
-    let payload: String = row.try_get("payload")?;
-    let metadata: String = row.try_get("metadata")?;
-    Ok(RecordedEvent {
-        global_position: to_u64(row.try_get("global_position")?),
-        event_id: row.try_get("event_id")?,
-        stream_id: row.try_get("stream_id")?,
-        stream_version: to_u64(row.try_get("stream_version")?),
-        event_type: row.try_get("event_type")?,
-        schema_version: u32::try_from(row.try_get::<i64, _>("schema_version")?).unwrap_or(0),
-        recorded_at: row.try_get("recorded_at")?,
-        payload,
-        metadata: serde_json::from_str(&metadata)?,
-    })
 }
 
 impl SqliteEventStore {
@@ -93,18 +71,15 @@ impl SqliteEventStore {
             let sql = format!(
                 "SELECT event_id, stream_id, global_position, stream_version FROM events WHERE event_id IN ({marks})"
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
             for e in chunk {
                 q = q.bind(e.event_id);
             }
-            for row in q.fetch_all(&mut *tx).await? {
-                found.push((
-                    row.try_get("event_id")?,
-                    row.try_get("stream_id")?,
-                    to_u64(row.try_get("global_position")?),
-                    to_u64(row.try_get("stream_version")?),
-                ));
-            }
+            let rows: Vec<(Uuid, String, i64, i64)> = q.fetch_all(&mut *tx).await?;
+            found.extend(
+                rows.into_iter()
+                    .map(|(id, stream, pos, version)| (id, stream, to_u64(pos), to_u64(version))),
+            );
         }
         Ok(found)
     }
@@ -254,16 +229,9 @@ impl EventStore for SqliteEventStore {
         from_version: u64,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {SELECT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(stream_id)
-            .bind(from_version as i64)
-            .bind(max as i64)
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(row_to_event).collect()
+        SqlReader::Sqlite(&self.read)
+            .read_stream(stream_id, from_version, max)
+            .await
     }
 
     async fn read_all_skipping(
@@ -272,22 +240,13 @@ impl EventStore for SqliteEventStore {
         max: usize,
         bodiless: &[&str],
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = read_all_sql(bodiless.len(), "");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after as i64)
-            .bind(max as i64);
-        for t in bodiless {
-            q = q.bind(*t);
-        }
-        let rows = q.fetch_all(&self.read).await?;
-        rows.iter().map(row_to_event).collect()
+        SqlReader::Sqlite(&self.read)
+            .read_all_skipping(after, max, bodiless)
+            .await
     }
 
     async fn head_position(&self) -> Result<u64, StoreError> {
-        let head: Option<i64> = sqlx::query_scalar("SELECT MAX(global_position) FROM events")
-            .fetch_one(&self.read)
-            .await?;
-        Ok(to_u64(head.unwrap_or(0)))
+        SqlReader::Sqlite(&self.read).head_position().await
     }
 
     fn wakeups(&self) -> watch::Receiver<u64> {

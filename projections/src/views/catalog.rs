@@ -1,6 +1,7 @@
 //! Projects, API keys and jobs.
 
 use super::types;
+use crate::json_text::JsonText;
 use crate::runner::{Decoded, Projection, ProjectionError};
 use crate::{DbTx, execute};
 use async_trait::async_trait;
@@ -8,7 +9,6 @@ use chrono::{DateTime, Utc};
 use ftl_commands::Db;
 use ftl_domain::DomainEvent;
 use ftl_domain::job::{JobEvent, JobStatus, ManagedEvent, created_status};
-use sqlx::Row;
 use uuid::Uuid;
 
 pub struct CatalogProjection;
@@ -212,7 +212,7 @@ async fn end(
 
 // ---- queries -------------------------------------------------------------
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyRow {
     pub key_id: Uuid,
     pub project_id: Uuid,
@@ -230,12 +230,7 @@ pub async fn key_by_hash(db: &Db, sha256: &str) -> Result<Option<ApiKeyRow>, sql
                       (k.revoked_at IS NOT NULL) AS revoked
                FROM api_keys k JOIN projects p ON p.project_id = k.project_id
                WHERE k.secret_sha256 = $1";
-    let row = crate::on_pool!(db, |pool| sqlx::query(sql)
-        .bind(sha256)
-        .fetch_optional(pool)
-        .await?
-        .map(|r| key_row(&r)));
-    row.transpose()
+    crate::fetch!(db, fetch_optional, ApiKeyRow, sql, sha256)
 }
 
 pub async fn keys_of_project(db: &Db, project: Uuid) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
@@ -243,43 +238,19 @@ pub async fn keys_of_project(db: &Db, project: Uuid) -> Result<Vec<ApiKeyRow>, s
                       (k.revoked_at IS NOT NULL) AS revoked
                FROM api_keys k JOIN projects p ON p.project_id = k.project_id
                WHERE k.project_id = $1 ORDER BY k.created_at";
-    crate::on_pool!(db, |pool| sqlx::query(sql)
-        .bind(project)
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(key_row)
-        .collect())
+    crate::fetch!(db, fetch_all, ApiKeyRow, sql, project)
 }
 
-fn key_row<R: Row>(r: &R) -> Result<ApiKeyRow, sqlx::Error>
-where
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> &'a str: sqlx::ColumnIndex<R> + sqlx::Decode<'a, R::Database>,
-{
-    Ok(ApiKeyRow {
-        key_id: r.try_get("key_id")?,
-        project_id: r.try_get("project_id")?,
-        project_name: r.try_get("project_name")?,
-        name: r.try_get("name")?,
-        scope: r.try_get("scope")?,
-        prefix: r.try_get("prefix")?,
-        created_at: r.try_get("created_at")?,
-        revoked: r.try_get("revoked")?,
-    })
-}
-
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct JobRow {
     pub job_id: Uuid,
     pub project_id: Uuid,
     pub name: String,
     pub status: String,
     pub provider: String,
+    #[sqlx(try_from = "JsonText<serde_json::Value>")]
     pub config: serde_json::Value,
+    #[sqlx(try_from = "JsonText<Vec<String>>")]
     pub tags: Vec<String>,
     pub failure_reason: Option<String>,
     pub error: Option<String>,
@@ -292,44 +263,17 @@ pub struct JobRow {
 
 const JOB_COLUMNS: &str = "job_id, project_id, name, status, provider, config, tags, failure_reason, error, created_at, started_at, ended_at, updated_at, seq";
 
-fn job_row<R: Row>(r: &R) -> Result<JobRow, sqlx::Error>
-where
-    for<'a> Uuid: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> DateTime<Utc>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> &'a str: sqlx::ColumnIndex<R> + sqlx::Decode<'a, R::Database>,
-{
-    Ok(JobRow {
-        job_id: r.try_get("job_id")?,
-        project_id: r.try_get("project_id")?,
-        name: r.try_get("name")?,
-        status: r.try_get("status")?,
-        provider: r.try_get("provider")?,
-        config: crate::json_col!(r, "config")?,
-        tags: crate::json_col!(r, "tags")?,
-        failure_reason: r.try_get("failure_reason")?,
-        error: r.try_get("error")?,
-        created_at: r.try_get("created_at")?,
-        started_at: r.try_get("started_at")?,
-        ended_at: r.try_get("ended_at")?,
-        updated_at: r.try_get("updated_at")?,
-        seq: r.try_get("seq")?,
-    })
-}
-
 /// One job, only if it belongs to `project`.
 pub async fn job(db: &Db, project: Uuid, job: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1 AND project_id = $2");
-    crate::on_pool!(db, |pool| {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(job)
-            .bind(project)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| job_row(&r))
-            .transpose()
-    })
+    crate::fetch!(
+        db,
+        fetch_optional,
+        JobRow,
+        sqlx::AssertSqlSafe(sql),
+        job,
+        project
+    )
 }
 
 #[derive(Debug, Clone, Default)]
@@ -365,20 +309,18 @@ pub async fn jobs(
            AND seq < $5
          ORDER BY seq DESC LIMIT $6"
     );
-    crate::on_pool!(db, |pool| {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(project)
-            .bind(filter.status.clone())
-            .bind(name_like)
-            .bind(tag_like)
-            .bind(before_seq.unwrap_or(i64::MAX))
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(job_row)
-            .collect()
-    })
+    crate::fetch!(
+        db,
+        fetch_all,
+        JobRow,
+        sqlx::AssertSqlSafe(sql),
+        project,
+        filter.status.clone(),
+        name_like,
+        tag_like,
+        before_seq.unwrap_or(i64::MAX),
+        limit
+    )
 }
 
 pub(crate) fn escape_like(s: &str) -> String {

@@ -2,13 +2,13 @@
 //! answer per prompt, and each rater's current vote per prompt.
 
 use super::types;
+use crate::json_text::JsonText;
 use crate::runner::{Decoded, Projection, ProjectionError};
 use crate::{DbTx, execute};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ftl_commands::Db;
 use ftl_domain::DomainEvent;
-use sqlx::Row;
 use uuid::Uuid;
 
 pub struct ComparisonsProjection;
@@ -111,12 +111,18 @@ impl Projection for ComparisonsProjection {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// The types the rows below hold as JSON text.
+type Prompts = Vec<Vec<ftl_domain::prediction::ChatMessage>>;
+type Preferences = std::collections::BTreeMap<Uuid, ftl_domain::comparison::Preference>;
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ComparisonRow {
     pub comparison_id: Uuid,
     pub name: String,
+    #[sqlx(try_from = "JsonText<Vec<Uuid>>")]
     pub model_ids: Vec<Uuid>,
-    pub prompts: Vec<Vec<ftl_domain::prediction::ChatMessage>>,
+    #[sqlx(try_from = "JsonText<Prompts>")]
+    pub prompts: Prompts,
     pub created_at: DateTime<Utc>,
 }
 
@@ -127,26 +133,10 @@ pub async fn comparison(
 ) -> Result<Option<ComparisonRow>, sqlx::Error> {
     let sql = "SELECT comparison_id, name, model_ids, prompts, created_at FROM comparisons
                WHERE comparison_id = $1 AND project_id = $2";
-    crate::on_pool!(db, |pool| {
-        let row = sqlx::query(sql)
-            .bind(id)
-            .bind(project)
-            .fetch_optional(pool)
-            .await?;
-        row.map(|r| {
-            Ok(ComparisonRow {
-                comparison_id: r.try_get("comparison_id")?,
-                name: r.try_get("name")?,
-                model_ids: crate::json_col!(r, "model_ids")?,
-                prompts: crate::json_col!(r, "prompts")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .transpose()
-    })
+    crate::fetch!(db, fetch_optional, ComparisonRow, sql, id, project)
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ResponseRow {
     pub prompt_index: i64,
     pub model_id: Uuid,
@@ -158,44 +148,20 @@ pub struct ResponseRow {
 pub async fn responses(db: &Db, comparison: Uuid) -> Result<Vec<ResponseRow>, sqlx::Error> {
     let sql = "SELECT prompt_index, model_id, model_name, prediction_id, content FROM comparison_responses
                WHERE comparison_id = $1 ORDER BY prompt_index";
-    crate::on_pool!(db, |pool| {
-        let rows = sqlx::query(sql).bind(comparison).fetch_all(pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ResponseRow {
-                    prompt_index: r.try_get("prompt_index")?,
-                    model_id: r.try_get("model_id")?,
-                    model_name: r.try_get("model_name")?,
-                    prediction_id: r.try_get("prediction_id")?,
-                    content: r.try_get("content")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-    })
+    crate::fetch!(db, fetch_all, ResponseRow, sql, comparison)
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct VoteRow {
     pub prompt_index: i64,
     pub rater: String,
-    pub preferences: std::collections::BTreeMap<Uuid, ftl_domain::comparison::Preference>,
+    #[sqlx(try_from = "JsonText<Preferences>")]
+    pub preferences: Preferences,
     pub at: DateTime<Utc>,
 }
 
 pub async fn votes(db: &Db, comparison: Uuid) -> Result<Vec<VoteRow>, sqlx::Error> {
     let sql = "SELECT prompt_index, rater, preferences, at FROM comparison_votes
                WHERE comparison_id = $1 ORDER BY prompt_index, rater";
-    crate::on_pool!(db, |pool| {
-        let rows = sqlx::query(sql).bind(comparison).fetch_all(pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(VoteRow {
-                    prompt_index: r.try_get("prompt_index")?,
-                    rater: r.try_get("rater")?,
-                    preferences: crate::json_col!(r, "preferences")?,
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-    })
+    crate::fetch!(db, fetch_all, VoteRow, sql, comparison)
 }

@@ -3,14 +3,14 @@
 //! one row per event, in log order), folded to what was current at any
 //! moment — so any view can be shown as of a past date.
 
+use crate::json_text::JsonText;
 use chrono::{DateTime, Utc};
 use ftl_commands::Db;
-use sqlx::Row;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// One judgment as it was given.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct JudgmentRow {
     pub position: i64,
     pub prediction_id: Uuid,
@@ -21,27 +21,10 @@ pub struct JudgmentRow {
     /// `thumb`, `evaluation` or `rating`.
     pub kind: String,
     /// The event's payload (`up`; `success`, `tags`, …; `axes`, `comment`).
+    #[sqlx(try_from = "JsonText<serde_json::Value>")]
     pub payload: serde_json::Value,
     /// When it was given.
     pub at: DateTime<Utc>,
-}
-
-macro_rules! judgment_row {
-    ($r:expr) => {{
-        let r = $r;
-        (|| -> Result<JudgmentRow, sqlx::Error> {
-            Ok(JudgmentRow {
-                position: r.try_get("position")?,
-                prediction_id: r.try_get("prediction_id")?,
-                model_id: r.try_get("model_id")?,
-                started_at: r.try_get("started_at")?,
-                rater: r.try_get("rater")?,
-                kind: r.try_get("kind")?,
-                payload: crate::json_col!(r, "payload")?,
-                at: r.try_get("at")?,
-            })
-        })()
-    }};
 }
 
 /// Which judgments to read.
@@ -73,19 +56,19 @@ pub async fn history(
                  AND ($3 IS NULL OR p.started_at >= $3) AND ($4 IS NULL OR p.started_at < $4)
                  AND ($5 IS NULL OR h.at <= $5) AND ($7 IS NULL OR p.source = $7)
                ORDER BY h.position LIMIT $6";
-    crate::on_pool!(db, |pool| sqlx::query(sql)
-        .bind(project)
-        .bind(f.model_id)
-        .bind(f.from)
-        .bind(f.to)
-        .bind(f.as_of)
-        .bind(MAX_ROWS)
-        .bind(f.source.clone())
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| judgment_row!(r))
-        .collect())
+    crate::fetch!(
+        db,
+        fetch_all,
+        JudgmentRow,
+        sql,
+        project,
+        f.model_id,
+        f.from,
+        f.to,
+        f.as_of,
+        MAX_ROWS,
+        f.source.clone()
+    )
 }
 
 /// Every judgment of these exchanges (of `project`) recorded at or before
@@ -108,17 +91,13 @@ pub async fn history_of(
         list.join(", ")
     );
     crate::on_pool!(db, |pool| {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(project)
             .bind(until_position);
         for id in ids {
             q = q.bind(*id);
         }
-        q.fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| judgment_row!(r))
-            .collect()
+        q.fetch_all(pool).await
     })
 }
 
@@ -145,20 +124,18 @@ pub async fn prediction_times(
                  AND ($3 IS NULL OR started_at >= $3) AND ($4 IS NULL OR started_at < $4)
                  AND ($6 IS NULL OR source = $6)
                ORDER BY started_at LIMIT $5";
-    crate::on_pool!(db, |pool| {
-        let rows = sqlx::query(sql)
-            .bind(project)
-            .bind(f.model_id)
-            .bind(f.from)
-            .bind(f.to)
-            .bind(MAX_ROWS)
-            .bind(f.source.clone())
-            .fetch_all(pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("prediction_id")?, r.try_get("started_at")?)))
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-    })
+    crate::fetch!(
+        db,
+        fetch_all,
+        (Uuid, DateTime<Utc>),
+        sql,
+        project,
+        f.model_id,
+        f.from,
+        f.to,
+        MAX_ROWS,
+        f.source.clone()
+    )
 }
 
 /// What was current: the latest judgment per (exchange, rater, kind) among

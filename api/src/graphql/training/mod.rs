@@ -3,11 +3,14 @@
 //! and logs, errors grouped by fingerprint, datasets, models, generation and
 //! the GPU/price catalog.
 
-use super::errors::{Code, domain_error, gql_error, internal};
-use super::mutation::{create, keyed, transition};
-use super::query::{owned_job, parse_id};
-use super::types::Job;
-use super::{caller, state};
+use crate::graphql::common::errors::{Code, gql_error, internal};
+use crate::graphql::common::keyed;
+use crate::graphql::common::parse_id;
+use crate::graphql::common::{caller, state};
+use crate::graphql::jobs::Job;
+use crate::graphql::jobs::ops::owned_job;
+use crate::graphql::jobs::ops::{create, transition};
+use crate::graphql::registry::dataset_invalid;
 use async_graphql::{
     ComplexObject, Context, ErrorExtensions, ID, InputObject, Object, SimpleObject,
     Subscription as GqlSubscription,
@@ -20,7 +23,6 @@ use ftl_domain::job::managed::{BudgetChange, PauseReason};
 use ftl_domain::limits::MAX_CONFIG_BYTES;
 use ftl_domain::project::Scope;
 use ftl_effects::training::launch::{self, LaunchError};
-use ftl_effects::training::storage;
 use ftl_projections::views::{metrics, training};
 use futures::stream::{Stream, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
@@ -30,11 +32,11 @@ use uuid::Uuid;
 pub(super) const MAX_PROMPT_BYTES: usize = 32 * 1024;
 pub(super) const MAX_GENERATE_TOKENS: i32 = 2048;
 
-pub(super) fn limit(message: String) -> async_graphql::Error {
+pub(crate) fn limit(message: String) -> async_graphql::Error {
     gql_error(Code::LimitExceeded, message)
 }
 
-pub(super) fn page(first: i32, max: i64) -> async_graphql::Result<i64> {
+pub(crate) fn page(first: i32, max: i64) -> async_graphql::Result<i64> {
     if first < 1 || i64::from(first) > max {
         return Err(limit(format!("first must be between 1 and {max}")));
     }

@@ -1,0 +1,218 @@
+//! `createComparison` (every model answers every prompt, in parallel) and
+//! `voteComparison`.
+
+use super::session::*;
+use super::types::*;
+use crate::graphql::common::errors::chat_error;
+use crate::graphql::common::errors::{Code, domain_error, gql_error, internal};
+use crate::graphql::common::parse_id;
+use crate::graphql::common::{caller, state};
+use async_graphql::{Context, ID, Object};
+use ftl_commands::store::ExpectedVersion;
+use ftl_domain::comparison::{self as cmp, ComparisonCreated, Preference, ResponseRecorded, Voted};
+use ftl_domain::prediction::ChatMessage;
+use ftl_domain::project::Scope;
+use ftl_domain::{DomainEvent, PredictionId};
+use ftl_effects::models;
+use ftl_effects::predictions::Recorder;
+use ftl_projections::views::comparisons as view;
+use std::collections::BTreeMap;
+use std::time::Instant;
+use uuid::Uuid;
+
+#[derive(Default)]
+pub struct ComparisonMutation;
+
+#[Object]
+impl ComparisonMutation {
+    /// A session: every model answers every prompt (a user message each),
+    /// in parallel; each answer is also recorded as a prediction.
+    async fn create_comparison(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        model_ids: Vec<ID>,
+        prompts: Vec<String>,
+        #[graphql(default = 128)] max_tokens: i32,
+    ) -> async_graphql::Result<Comparison> {
+        let c = caller(ctx, Scope::Write)?;
+        let st = state(ctx)?;
+        if !(1..=2048).contains(&max_tokens) {
+            return Err(gql_error(
+                Code::LimitExceeded,
+                "maxTokens must be between 1 and 2048",
+            ));
+        }
+        if prompts.iter().any(|p| p.is_empty() || p.len() > 32 * 1024) {
+            return Err(gql_error(
+                Code::InvalidInput,
+                "each prompt is 1 to 32768 bytes",
+            ));
+        }
+        let ids = model_ids
+            .iter()
+            .map(|m| parse_id(m, "modelIds"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = Uuid::new_v4();
+        let created = ComparisonCreated {
+            comparison_id: id,
+            project_id: c.project_id,
+            name,
+            model_ids: ids.clone(),
+            prompts: prompts
+                .iter()
+                .map(|p| {
+                    vec![ChatMessage {
+                        role: "user".into(),
+                        content: p.clone(),
+                    }]
+                })
+                .collect(),
+        };
+        created.validate().map_err(domain_error)?;
+        let mut opened = Vec::with_capacity(ids.len());
+        for m in &ids {
+            let model = models::open(&st.effects, c.project_id, *m)
+                .await
+                .map_err(chat_error)?
+                .ok_or_else(|| gql_error(Code::NotFound, format!("model {m} not found")))?;
+            opened.push(model);
+        }
+        let params = ftl_trainer::GenerateParams {
+            max_tokens: max_tokens as usize,
+            ..Default::default()
+        };
+        // Every (prompt, model) answer at once: local ones on the blocking
+        // pool, external ones as concurrent requests.
+        let mut tasks = vec![];
+        for (pi, prompt) in prompts.iter().enumerate() {
+            for (mi, model) in opened.iter().enumerate() {
+                let messages = vec![ChatMessage {
+                    role: "user".into(),
+                    content: prompt.clone(),
+                }];
+                let started = Instant::now();
+                let started_ms = chrono::Utc::now().timestamp_millis();
+                let running = model.start(messages.clone(), params.clone(), started);
+                tasks.push(async move {
+                    let _pieces = running.pieces;
+                    let out = running.done.await;
+                    (pi, mi, messages, started, started_ms, out)
+                });
+            }
+        }
+        let done = futures::future::join_all(tasks).await;
+        let meta = c.metadata();
+        append(
+            st,
+            id,
+            ExpectedVersion::NoStream,
+            vec![DomainEvent::ComparisonCreated(created)],
+            &meta,
+            Uuid::new_v4(),
+        )
+        .await?;
+        let mut recorded = vec![];
+        for (pi, mi, messages, started, started_ms, out) in done {
+            let reply = out.map_err(internal)?.map_err(chat_error)?;
+            let prediction = PredictionId(Uuid::new_v4());
+            let row = &opened[mi].row;
+            Recorder {
+                st: st.effects.clone(),
+                caller: c.clone(),
+                prediction,
+                messages,
+                params: params.clone(),
+                started,
+                started_ms,
+                source: "comparison",
+            }
+            .record(row, &reply)
+            .await;
+            recorded.push(DomainEvent::ComparisonResponse(ResponseRecorded {
+                comparison_id: id,
+                prompt_index: pi as u32,
+                model_id: ids[mi],
+                model_name: row.name.clone(),
+                prediction_id: prediction.0,
+                content: reply.text,
+            }));
+        }
+        append(
+            st,
+            id,
+            ExpectedVersion::StreamExists,
+            recorded,
+            &meta,
+            Uuid::new_v4(),
+        )
+        .await?;
+        read(st, c.project_id.0, id, &rater_of(c, None)?).await
+    }
+
+    /// A vote on one prompt, by display position: `preferred` (null: a tie,
+    /// everything neutral), the positions in `neutral` neutral, all others
+    /// rejected. Voting again replaces this rater's vote; the models of the
+    /// prompt are revealed to the rater in the answer.
+    async fn vote_comparison(
+        &self,
+        ctx: &Context<'_>,
+        comparison_id: ID,
+        prompt_index: i32,
+        preferred: Option<i32>,
+        #[graphql(default)] neutral: Vec<i32>,
+        rater: Option<String>,
+    ) -> async_graphql::Result<Comparison> {
+        let c = caller(ctx, Scope::Write)?;
+        let st = state(ctx)?;
+        let id = parse_id(&comparison_id, "comparisonId")?;
+        let rater = rater_of(c, rater)?;
+        let session = view::comparison(&st.effects.db, c.project_id.0, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| gql_error(Code::NotFound, "comparison not found"))?;
+        let index = u32::try_from(prompt_index)
+            .map_err(|_| gql_error(Code::InvalidInput, "promptIndex must not be negative"))?;
+        let n = session.model_ids.len();
+        let order = cmp::column_order(id, index, n);
+        let in_range = |p: i32| (0..n as i32).contains(&p);
+        if preferred.is_some_and(|p| !in_range(p)) || neutral.iter().any(|p| !in_range(*p)) {
+            return Err(gql_error(
+                Code::InvalidInput,
+                format!("positions are 0 to {}", n - 1),
+            ));
+        }
+        let preferences: BTreeMap<Uuid, Preference> = order
+            .iter()
+            .enumerate()
+            .map(|(position, m)| {
+                let p = position as i32;
+                let pref = match preferred {
+                    None => Preference::Neutral,
+                    Some(x) if x == p => Preference::Preferred,
+                    Some(_) if neutral.contains(&p) => Preference::Neutral,
+                    Some(_) => Preference::Rejected,
+                };
+                (session.model_ids[*m], pref)
+            })
+            .collect();
+        let vote = Voted {
+            comparison_id: id,
+            prompt_index: index,
+            rater: rater.clone(),
+            preferences,
+        };
+        vote.validate(&session.model_ids, session.prompts.len())
+            .map_err(domain_error)?;
+        append(
+            st,
+            id,
+            ExpectedVersion::StreamExists,
+            vec![DomainEvent::ComparisonVoted(vote)],
+            &c.metadata(),
+            Uuid::new_v4(),
+        )
+        .await?;
+        read(st, c.project_id.0, id, &rater).await
+    }
+}
