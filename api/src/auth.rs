@@ -80,40 +80,6 @@ pub enum AuthError {
     Db(#[from] sqlx::Error),
 }
 
-/// Authenticates a request's key: a cached answer when [`KeyCache`] still
-/// trusts one, the catalog read model otherwise.
-pub async fn authenticate(
-    st: &crate::state::AppState,
-    token: Option<&str>,
-) -> Result<Caller, AuthError> {
-    let token = token.ok_or(AuthError::Missing)?;
-    if !token.starts_with(KEY_PREFIX) || token.len() > 200 {
-        return Err(AuthError::Invalid);
-    }
-    let hash = hash_secret(token);
-    // Read before the lookup: an entry is stamped with a catalog state no
-    // newer than the one the lookup saw.
-    let catalog = st.effects.projections.changes("catalog");
-    if let Some(c) = st.keys.get(&hash, catalog) {
-        return Ok(c);
-    }
-    let row = catalog::key_by_hash(&st.effects.db, &hash)
-        .await?
-        .ok_or(AuthError::Invalid)?;
-    if row.revoked {
-        return Err(AuthError::Invalid);
-    }
-    let scope = Scope::parse(&row.scope).ok_or(AuthError::Invalid)?;
-    let caller = Caller {
-        project_id: ProjectId(row.project_id),
-        project_name: row.project_name,
-        key_id: ApiKeyId(row.key_id),
-        scope,
-    };
-    st.keys.put(hash, caller.clone(), catalog);
-    Ok(caller)
-}
-
 /// Keys authenticated moments ago, so a client making many small calls
 /// (MLflow's client sends one request per metric) does not cost a lookup
 /// each. Only valid keys are kept. An entry is trusted while the catalog
@@ -136,6 +102,41 @@ impl KeyCache {
     pub const TTL: std::time::Duration = std::time::Duration::from_secs(1);
     /// Entries kept at most; a full cache starts over.
     pub const CAPACITY: usize = 1024;
+
+    /// Authenticates a request's key: a cached answer when [`KeyCache`] still
+    /// trusts one, the catalog read model otherwise.
+    pub async fn authenticate(
+        &self,
+        effects: &ftl_effects::Effects,
+        token: Option<&str>,
+    ) -> Result<Caller, AuthError> {
+        let token = token.ok_or(AuthError::Missing)?;
+        if !token.starts_with(KEY_PREFIX) || token.len() > 200 {
+            return Err(AuthError::Invalid);
+        }
+        let hash = hash_secret(token);
+        // Read before the lookup: an entry is stamped with a catalog state no
+        // newer than the one the lookup saw.
+        let catalog = effects.projections.changes("catalog");
+        if let Some(c) = self.get(&hash, catalog) {
+            return Ok(c);
+        }
+        let row = catalog::key_by_hash(&effects.db, &hash)
+            .await?
+            .ok_or(AuthError::Invalid)?;
+        if row.revoked {
+            return Err(AuthError::Invalid);
+        }
+        let scope = Scope::parse(&row.scope).ok_or(AuthError::Invalid)?;
+        let caller = Caller {
+            project_id: ProjectId(row.project_id),
+            project_name: row.project_name,
+            key_id: ApiKeyId(row.key_id),
+            scope,
+        };
+        self.put(hash, caller.clone(), catalog);
+        Ok(caller)
+    }
 
     fn get(&self, hash: &str, catalog: u64) -> Option<Caller> {
         let entries = self.entries.lock().ok()?;

@@ -82,7 +82,7 @@ impl actix_web::ResponseError for OpenAiError {
 
 async fn caller(st: &AppState, req: &HttpRequest, needed: Scope) -> Result<Caller, OpenAiError> {
     let key = auth::request_key(req.headers(), false);
-    match auth::authenticate(st, key.as_deref()).await {
+    match st.keys.authenticate(&st.effects, key.as_deref()).await {
         Ok(c) if c.scope.allows(needed) => Ok(c),
         Ok(c) => Err(OpenAiError {
             status: StatusCode::FORBIDDEN,

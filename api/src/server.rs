@@ -148,7 +148,11 @@ fn error_body(status: StatusCode, code: Code, message: &str) -> HttpResponse {
 
 async fn caller_from(state: &AppState, req: &HttpRequest) -> Result<Caller, HttpResponse> {
     let key = auth::request_key(req.headers(), false);
-    match auth::authenticate(state, key.as_deref()).await {
+    match state
+        .keys
+        .authenticate(&state.effects, key.as_deref())
+        .await
+    {
         Ok(c) => Ok(c),
         Err(AuthError::Db(e)) => {
             tracing::error!(error = %e, "key lookup failed");
@@ -226,7 +230,9 @@ async fn graphql_get(
                 .and_then(auth::bearer)
                 .map(str::to_string);
             let token = from_payload.or(header_token);
-            let caller = auth::authenticate(&st, token.as_deref())
+            let caller = st
+                .keys
+                .authenticate(&st.effects, token.as_deref())
                 .await
                 .map_err(|e| crate::graphql::gql_error(Code::Unauthenticated, e.to_string()))?;
             let mut data = Data::default();

@@ -160,7 +160,7 @@ async fn bench_search(url: &str, n: usize, samples: usize) -> Res<()> {
     )
     .await?;
     st.effects.projections.catch_up().await?;
-    let caller = ftl_api::auth::authenticate(&st, Some(&key.secret)).await?;
+    let caller = st.keys.authenticate(&st.effects, Some(&key.secret)).await?;
     let project = caller.project_id;
     let model = Uuid::new_v4();
     let mut words = Words::new();

@@ -98,7 +98,11 @@ pub async fn caller(
     needs: Scope,
 ) -> Result<Caller, MlflowError> {
     let token = auth::request_key(req.headers(), true);
-    let c = match auth::authenticate(state, token.as_deref()).await {
+    let c = match state
+        .keys
+        .authenticate(&state.effects, token.as_deref())
+        .await
+    {
         Ok(c) => c,
         Err(AuthError::Db(e)) => {
             tracing::error!(error = %e, "key lookup failed");

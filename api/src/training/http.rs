@@ -24,7 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 pub(crate) async fn caller(st: &AppState, req: &HttpRequest, needed: Scope) -> RestResult<Caller> {
     let key = auth::request_key(req.headers(), false);
-    match auth::authenticate(st, key.as_deref()).await {
+    match st.keys.authenticate(&st.effects, key.as_deref()).await {
         Ok(c) if c.scope.allows(needed) => Ok(c),
         Ok(c) => Err(RestError::forbidden(format!(
             "this key's scope is {}; {} is needed",

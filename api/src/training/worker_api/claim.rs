@@ -29,7 +29,7 @@ async fn claimant(st: &AppState, req: &HttpRequest) -> RestResult<Option<Caller>
     {
         return Ok(None);
     }
-    match auth::authenticate(st, token.as_deref()).await {
+    match st.keys.authenticate(&st.effects, token.as_deref()).await {
         Ok(c) if c.scope.allows(Scope::Write) => Ok(Some(c)),
         Ok(_) => Err(RestError::forbidden(
             "claiming jobs needs a key with write scope",
