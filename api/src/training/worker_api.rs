@@ -14,6 +14,7 @@ use ftl_commands::leases::{self, Lease};
 use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent};
 use ftl_domain::job::logs::{LogsAppended, validate_lines};
 use ftl_domain::job::managed::{CheckpointSaved, ErrorRecorded, checkpoints_to_prune};
+use ftl_domain::job::worker_protocol::*;
 use ftl_domain::job::{FailureReason, JobCommand, JobDecider, JobState, JobStatus, failure};
 use ftl_domain::metrics::{MetricPoint, validate_points};
 use ftl_domain::project::Scope;
@@ -21,7 +22,6 @@ use ftl_domain::{DomainEvent, JobId};
 use ftl_effects::blobs::{BlobError, BlobKey};
 use ftl_effects::training::checkpoints::{checkpoint_name, checkpoint_prefix, checkpoint_store};
 use ftl_effects::training::storage;
-use ftl_effects::worker::protocol::*;
 use ftl_projections::views::training;
 use uuid::Uuid;
 
