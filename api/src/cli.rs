@@ -333,14 +333,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                     let _ = tx.send(true);
                 }
             });
-            let opts = ftl_effects::worker::WorkerOptions {
+            let opts = ftl_trainer::worker::WorkerOptions {
                 server: server.trim_end_matches('/').to_string(),
                 token,
                 worker_id,
                 idle_poll: Duration::from_secs_f64(poll_s.clamp(0.05, 3600.0)),
                 once,
             };
-            ftl_effects::worker::run_worker(opts, rx).await;
+            ftl_trainer::worker::run_worker(opts, rx).await;
         }
         Command::Generate {
             checkpoint,

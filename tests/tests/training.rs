@@ -717,8 +717,8 @@ async fn worker_leases_tokens_recovery_and_errors(backend: Backend) {
 
     // A real worker with the project's key picks both jobs up and finishes them.
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(ftl_effects::worker::run_worker(
-        ftl_effects::worker::WorkerOptions {
+    let worker = tokio::spawn(ftl_trainer::worker::run_worker(
+        ftl_trainer::worker::WorkerOptions {
             server: s.base.clone(),
             token: key.clone(),
             worker_id: "real-worker".into(),

@@ -6,11 +6,11 @@ use ftl_domain::training_config::{DatasetFacts, DatasetShape, ModelFacts, Traine
 use serde_json::{Value, json};
 
 use crate::TrainError;
+use crate::config::{Method, TrainConfig};
 use crate::dataset::{Dataset, DatasetKind, Example};
 use crate::model::ModelConfig;
 use crate::run::{RunPlan, SaveEvery};
 use crate::schedule::ScheduleKind;
-use crate::train::{Method, TrainConfig};
 
 /// Everything a run of a normalized job config needs, read from it in one place.
 pub struct Prepared {

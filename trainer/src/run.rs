@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::TrainError;
 use crate::checkpoint::Checkpoint;
-use crate::train::{Method, Trainer};
+use crate::config::Method;
+use crate::train::Trainer;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum SaveEvery {

@@ -2,10 +2,11 @@
 
 use crate::ScheduleKind;
 use crate::checkpoint::Checkpoint;
+use crate::config::{Method, TrainConfig};
 use crate::dataset::Dataset;
 use crate::generate::{FinishReason, GenerateParams, Generator};
 use crate::tokenizer::{self, Message, Role};
-use crate::train::{Backend, Method, TrainConfig, Trainer};
+use crate::train::{Backend, Trainer};
 
 /// 40 conversations: "say N" → "N N N" for N in words.
 fn chat_dataset() -> Dataset {

@@ -125,16 +125,19 @@ mod tests {
             .unwrap();
         let body = String::from_utf8(body.to_vec()).unwrap();
         assert_eq!(
-            ftl_effects::worker::error_code(&body).as_deref(),
+            ftl_domain::job::worker_protocol::error_code(&body).as_deref(),
             Some("lease_lost"),
             "{body}"
         );
         // Another conflict that merely mentions a lease is not a lost lease.
         let other = r#"{"code": "invalid_transition", "message": "lease_lost was logged"}"#;
         assert_eq!(
-            ftl_effects::worker::error_code(other).as_deref(),
+            ftl_domain::job::worker_protocol::error_code(other).as_deref(),
             Some("invalid_transition")
         );
-        assert_eq!(ftl_effects::worker::error_code("not json"), None);
+        assert_eq!(
+            ftl_domain::job::worker_protocol::error_code("not json"),
+            None
+        );
     }
 }

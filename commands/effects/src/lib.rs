@@ -1,8 +1,9 @@
 //! FineTune Lab's side effects and use cases: everything that runs on its
 //! own or reaches outside the process — model endpoints (local, OpenAI-
-//! compatible, Anthropic), training (datasets, checkpoints, the reconciler,
-//! the worker), key sealing, the egress guard, blob storage — and the
-//! background runners a `serve` process starts ([`run`]).
+//! compatible, Anthropic), training (datasets, checkpoints, the reconciler),
+//! key sealing, the egress guard, blob storage — and the background runners
+//! a `serve` process starts ([`run`]), its in-process workers
+//! (`ftl_trainer::worker`) among them.
 //!
 //! The edge (`ftl-api`) parses requests and calls into this crate; nothing
 //! here knows HTTP routing or GraphQL.
@@ -17,7 +18,6 @@ pub mod run;
 pub mod secrets;
 pub mod settings;
 pub mod training;
-pub mod worker;
 
 use crate::metrics::{InstrumentedStore, Metrics};
 use crate::settings::Settings;

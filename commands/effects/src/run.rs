@@ -37,14 +37,14 @@ pub fn spawn(
         shutdown.clone(),
     )));
     for i in 0..fx.settings.training.local_workers {
-        let opts = crate::worker::WorkerOptions {
+        let opts = ftl_trainer::worker::WorkerOptions {
             server: workers.server.clone(),
             token: workers.token.clone(),
             worker_id: format!("local-{}-{i}", std::process::id()),
             idle_poll: std::time::Duration::from_millis(500),
             once: false,
         };
-        tasks.push(tokio::spawn(crate::worker::run_worker(
+        tasks.push(tokio::spawn(ftl_trainer::worker::run_worker(
             opts,
             shutdown.clone(),
         )));

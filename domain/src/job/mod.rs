@@ -12,6 +12,7 @@ pub mod failure;
 mod lifecycle;
 pub mod logs;
 pub mod managed;
+pub mod worker_protocol;
 
 pub use decider::{
     JobCommand, JobDecider, JobState, RUN_NAME_TAG, RunInfo, created_status, deleted_run_message,

@@ -13,10 +13,10 @@ use ftl_commands::handler::handle;
 use ftl_commands::leases::{self, Lease};
 use ftl_commands::store::Metadata;
 use ftl_domain::JobId;
+use ftl_domain::job::worker_protocol::*;
 use ftl_domain::job::{JobCommand, JobDecider};
 use ftl_domain::project::Scope;
 use ftl_effects::training::storage;
-use ftl_effects::worker::protocol::*;
 use ftl_projections::views::training;
 use uuid::Uuid;
 

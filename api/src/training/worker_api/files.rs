@@ -9,10 +9,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use ftl_domain::job::JobCommand;
 use ftl_domain::job::managed::{CheckpointSaved, checkpoints_to_prune};
+use ftl_domain::job::worker_protocol::*;
 use ftl_effects::blobs::{BlobError, BlobKey};
 use ftl_effects::training::checkpoints::{checkpoint_name, checkpoint_prefix, checkpoint_store};
 use ftl_effects::training::storage;
-use ftl_effects::worker::protocol::*;
 use ftl_projections::views::training;
 use uuid::Uuid;
 

@@ -1,4 +1,4 @@
-//! The server side of the worker protocol (`protocol.rs`): claim, heartbeat,
+//! The server side of the worker protocol (`ftl_domain::job::worker_protocol`): claim, heartbeat,
 //! and the reports a worker makes while it holds a job's lease. Every report
 //! becomes a command on the job's stream (or a batch on its metric or log
 //! stream) with an id derived from the lease, so a retried call lands once.
@@ -21,8 +21,8 @@ use ftl_commands::handler::handle;
 use ftl_commands::leases;
 use ftl_commands::store::Metadata;
 use ftl_domain::JobId;
+use ftl_domain::job::worker_protocol::*;
 use ftl_domain::job::{JobCommand, JobDecider, JobState};
-use ftl_effects::worker::protocol::*;
 use futures::future::LocalBoxFuture;
 use uuid::Uuid;
 

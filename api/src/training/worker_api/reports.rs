@@ -13,9 +13,9 @@ use ftl_commands::store::{ExpectedVersion, NewEvent};
 use ftl_domain::DomainEvent;
 use ftl_domain::job::logs::{LogsAppended, validate_lines};
 use ftl_domain::job::managed::ErrorRecorded;
+use ftl_domain::job::worker_protocol::*;
 use ftl_domain::job::{FailureReason, JobCommand, JobStatus, failure};
 use ftl_domain::metrics::{MetricPoint, validate_points};
-use ftl_effects::worker::protocol::*;
 
 /// The report in `/jobs/{job}/{report}`.
 #[derive(serde::Deserialize)]

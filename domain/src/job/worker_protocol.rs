@@ -3,17 +3,24 @@
 //! `/api/v1/worker`. A worker claims a job with a worker credential and gets
 //! a per-job token; every other call carries that token, which opens only
 //! that job's worker endpoints and only while its lease holds.
+//!
+//! Pure wire types (serde, no I/O): the server's worker routes
+//! (`api/src/training/worker_api.rs`) and the worker (`ftl-trainer`'s
+//! `worker` feature) both use them, and neither depends on the other.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::logs::LogLine;
+use super::managed::CheckpointFile;
+
 pub const BASE: &str = "/api/v1/worker";
-/// Prefix of per-job tokens: `ftlw_<job id, 32 hex>_<secret>`.
 /// Largest JSON report a worker may send (a full batch of 10,000 metric
 /// points is about 1 MiB; log batches are cut at [`MAX_REPORT_BYTES`] / 2).
 pub const MAX_REPORT_BYTES: usize = 16 * 1024 * 1024;
 
+/// Prefix of per-job tokens: `ftlw_<job id, 32 hex>_<secret>`.
 pub const JOB_TOKEN_PREFIX: &str = "ftlw_";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,7 +74,7 @@ pub struct Started {
 pub struct WirePoint {
     pub key: String,
     pub step: i64,
-    #[serde(with = "ftl_domain::float_json")]
+    #[serde(with = "crate::float_json")]
     pub value: f64,
     pub timestamp_ms: i64,
 }
@@ -82,7 +89,7 @@ pub struct MetricsBatch {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LogsBatch {
     pub batch_id: Uuid,
-    pub lines: Vec<ftl_domain::job::logs::LogLine>,
+    pub lines: Vec<LogLine>,
 }
 
 /// A checkpoint whose files were uploaded (`PUT …/checkpoints/{step}/files/{name}`).
@@ -90,7 +97,7 @@ pub struct LogsBatch {
 pub struct CheckpointReport {
     pub step: u64,
     pub epoch: f64,
-    pub files: Vec<ftl_domain::job::managed::CheckpointFile>,
+    pub files: Vec<CheckpointFile>,
     pub eval_loss: Option<f64>,
     pub train_loss: Option<f64>,
     /// `interval`, `pause`, `stop` or `final`.
@@ -117,4 +124,13 @@ pub struct FailedReport {
 pub struct WorkerError {
     pub code: String,
     pub message: String,
+}
+
+/// The stable `code` of a REST error body (`{"code": …, "message": …}`).
+pub fn error_code(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        code: String,
+    }
+    serde_json::from_str::<Body>(body).ok().map(|b| b.code)
 }
