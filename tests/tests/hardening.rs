@@ -301,10 +301,11 @@ async fn graphql_bombs_are_refused_fast(backend: Backend) {
         ("comment", &comment),
         ("nested spreads", &nested),
     ] {
-        // Warm, then time the best of three (the machine is shared).
+        // Warm, then time the best of five (the machine is shared: a
+        // parallel build can hold both cores for a while).
         let mut best = Duration::MAX;
         let mut body = Value::Null;
-        for _ in 0..3 {
+        for _ in 0..5 {
             let started = Instant::now();
             let (st, b) = s.gql(Some(&key), q, json!({})).await;
             best = best.min(started.elapsed());
@@ -324,7 +325,9 @@ async fn graphql_bombs_are_refused_fast(backend: Backend) {
         let budget = if name == "comment" {
             Duration::from_millis(400)
         } else {
-            Duration::from_millis(10)
+            // Executed, these documents take seconds; refused, well under
+            // a millisecond on an idle machine.
+            Duration::from_millis(25)
         };
         assert!(best < budget, "{name} took {best:?}");
     }

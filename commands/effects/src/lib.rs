@@ -9,6 +9,7 @@
 //! here knows HTTP routing or GraphQL.
 
 pub mod blobs;
+pub mod comparisons;
 pub mod dispatch;
 pub mod egress;
 pub mod metrics;

@@ -13,8 +13,7 @@ use ftl_domain::comparison::{self as cmp, ComparisonCreated, Preference, Respons
 use ftl_domain::prediction::ChatMessage;
 use ftl_domain::project::Scope;
 use ftl_domain::{DomainEvent, PredictionId};
-use ftl_effects::models;
-use ftl_effects::predictions::Recorder;
+use ftl_effects::comparisons::{self, CreateError};
 use ftl_projections::views::comparisons as view;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -53,100 +52,17 @@ impl ComparisonMutation {
             .iter()
             .map(|m| parse_id(m, "modelIds"))
             .collect::<Result<Vec<_>, _>>()?;
-        let id = Uuid::new_v4();
-        let created = ComparisonCreated {
-            comparison_id: id,
-            project_id: c.project_id,
-            name,
-            model_ids: ids.clone(),
-            prompts: prompts
-                .iter()
-                .map(|p| {
-                    vec![ChatMessage {
-                        role: "user".into(),
-                        content: p.clone(),
-                    }]
-                })
-                .collect(),
-        };
-        created.validate().map_err(domain_error)?;
-        let mut opened = Vec::with_capacity(ids.len());
-        for m in &ids {
-            let model = models::open(&st.effects, c.project_id, *m)
-                .await
-                .map_err(chat_error)?
-                .ok_or_else(|| gql_error(Code::NotFound, format!("model {m} not found")))?;
-            opened.push(model);
-        }
-        let params = ftl_trainer::GenerateParams {
-            max_tokens: max_tokens as usize,
-            ..Default::default()
-        };
-        // Every (prompt, model) answer at once: local ones on the blocking
-        // pool, external ones as concurrent requests.
-        let mut tasks = vec![];
-        for (pi, prompt) in prompts.iter().enumerate() {
-            for (mi, model) in opened.iter().enumerate() {
-                let messages = vec![ChatMessage {
-                    role: "user".into(),
-                    content: prompt.clone(),
-                }];
-                let started = Instant::now();
-                let started_ms = chrono::Utc::now().timestamp_millis();
-                let running = model.start(messages.clone(), params.clone(), started);
-                tasks.push(async move {
-                    let _pieces = running.pieces;
-                    let out = running.done.await;
-                    (pi, mi, messages, started, started_ms, out)
-                });
-            }
-        }
-        let done = futures::future::join_all(tasks).await;
-        let meta = c.metadata();
-        append(
-            st,
-            id,
-            ExpectedVersion::NoStream,
-            vec![DomainEvent::ComparisonCreated(created)],
-            &meta,
-            Uuid::new_v4(),
-        )
-        .await?;
-        let mut recorded = vec![];
-        for (pi, mi, messages, started, started_ms, out) in done {
-            let reply = out.map_err(internal)?.map_err(chat_error)?;
-            let prediction = PredictionId(Uuid::new_v4());
-            let row = &opened[mi].row;
-            Recorder {
-                st: st.effects.clone(),
-                caller: c.clone(),
-                prediction,
-                messages,
-                params: params.clone(),
-                started,
-                started_ms,
-                source: "comparison",
-            }
-            .record(row, &reply)
-            .await;
-            recorded.push(DomainEvent::ComparisonResponse(ResponseRecorded {
-                comparison_id: id,
-                prompt_index: pi as u32,
-                model_id: ids[mi],
-                model_name: row.name.clone(),
-                prediction_id: prediction.0,
-                content: reply.text,
-            }));
-        }
-        append(
-            st,
-            id,
-            ExpectedVersion::StreamExists,
-            recorded,
-            &meta,
-            Uuid::new_v4(),
-        )
-        .await?;
+        let id = comparisons::create(&st.effects, c, name, ids, prompts, max_tokens as usize)
+            .await
+            .map_err(|e| match e {
+                CreateError::Invalid(e) => domain_error(e),
+                CreateError::ModelNotFound(m) => {
+                    gql_error(Code::NotFound, format!("model {m} not found"))
+                }
+                CreateError::Chat(e) => chat_error(e),
+                CreateError::Store(e) => internal(e),
+                CreateError::Internal(e) => internal(e),
+            })?;
         read(st, c.project_id.0, id, &rater_of(c, None)?).await
     }
 

@@ -12,10 +12,6 @@ use ftl_domain::ids::derive_event_id;
 use ftl_projections::views::comparisons as view;
 use uuid::Uuid;
 
-pub(super) fn stream(id: Uuid) -> String {
-    format!("comparison-{id}")
-}
-
 /// The session as a rater sees it: answers in blind order, models revealed
 /// on the prompts this rater voted on.
 pub(super) async fn read(
@@ -112,22 +108,7 @@ pub(super) async fn append(
     meta: &Metadata,
     command: Uuid,
 ) -> async_graphql::Result<()> {
-    let mut meta = meta.clone();
-    meta.command_id = Some(command);
-    let new: Vec<NewEvent> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| NewEvent::from_domain(derive_event_id(command, i), e, meta.clone()))
-        .collect();
-    let a = st
-        .effects
-        .store
-        .append(&stream(id), expected, new)
+    ftl_effects::comparisons::append(&st.effects, id, expected, events, meta, command)
         .await
-        .map_err(internal)?;
-    st.effects
-        .projections
-        .wait_for(a.last_position, st.ryw_timeout())
-        .await;
-    Ok(())
+        .map_err(internal)
 }
