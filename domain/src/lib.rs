@@ -8,6 +8,7 @@ pub mod agreement;
 pub mod comparison;
 pub mod decider;
 pub mod error;
+pub mod evaluation;
 pub mod events;
 pub mod experiment;
 pub mod feedback;
