@@ -9,14 +9,12 @@ use crate::graphql::common::parse_id;
 use crate::graphql::common::{caller, state};
 use async_graphql::{Context, ID, Object};
 use ftl_commands::store::ExpectedVersion;
-use ftl_domain::comparison::{self as cmp, ComparisonCreated, Preference, ResponseRecorded, Voted};
-use ftl_domain::prediction::ChatMessage;
+use ftl_domain::DomainEvent;
+use ftl_domain::comparison::{self as cmp, Preference, Voted};
 use ftl_domain::project::Scope;
-use ftl_domain::{DomainEvent, PredictionId};
 use ftl_effects::comparisons::{self, CreateError};
 use ftl_projections::views::comparisons as view;
 use std::collections::BTreeMap;
-use std::time::Instant;
 use uuid::Uuid;
 
 #[derive(Default)]

@@ -5,10 +5,9 @@ use super::types::*;
 use crate::graphql::common::errors::{Code, domain_error, gql_error, internal};
 use crate::state::AppState;
 use async_graphql::ID;
-use ftl_commands::store::{ExpectedVersion, Metadata, NewEvent};
+use ftl_commands::store::{ExpectedVersion, Metadata};
 use ftl_domain::DomainEvent;
 use ftl_domain::comparison::{self as cmp, Preference};
-use ftl_domain::ids::derive_event_id;
 use ftl_projections::views::comparisons as view;
 use uuid::Uuid;
 
