@@ -115,8 +115,7 @@ pub(super) async fn series_ids(
     Ok(ids)
 }
 
-/// An `Agg` from the aggregate columns of a rollup row (either backend; the
-/// same generic shape as `catalog`'s row readers).
+/// An `Agg` from the aggregate columns of a rollup row (either backend).
 pub(super) fn agg_row<R: Row>(r: &R) -> Result<Agg, sqlx::Error>
 where
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
