@@ -74,6 +74,16 @@ id_type!(
     /// One recorded exchange with a model.
     PredictionId
 );
+id_type!(
+    /// A test suite: versioned cases that evaluation runs score.
+    SuiteId
+);
+
+impl SuiteId {
+    pub fn stream(&self) -> String {
+        format!("suite-{}", self.0)
+    }
+}
 
 impl PredictionId {
     pub fn stream(&self) -> String {

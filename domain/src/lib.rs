@@ -27,4 +27,4 @@ pub mod training_config;
 pub use decider::Decider;
 pub use error::DomainError;
 pub use events::{AggregateEvent, DomainEvent, EventCodecError};
-pub use ids::{ApiKeyId, DatasetId, JobId, ModelId, PredictionId, ProjectId};
+pub use ids::{ApiKeyId, DatasetId, JobId, ModelId, PredictionId, ProjectId, SuiteId};

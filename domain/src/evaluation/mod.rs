@@ -7,6 +7,7 @@ pub mod criteria;
 pub mod geval;
 pub mod grounding;
 pub mod pairwise;
+pub mod suite;
 pub mod validators;
 
 #[cfg(test)]

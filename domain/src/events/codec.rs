@@ -1,6 +1,7 @@
 //! Events to their latest payload, and stored payloads of any known version back to events.
 
 use super::{DomainEvent, EventCodecError, SCHEMAS, latest_version, upcast};
+use crate::evaluation::suite::SuiteEvent;
 use crate::experiment::ExperimentEvent;
 use crate::job::{JobEvent, ManagedEvent};
 use crate::metrics::{MetricsLogged, MetricsLoggedV1};
@@ -35,6 +36,7 @@ impl DomainEvent {
             Self::Job(JobEvent::ArtifactStored(e)) => to_value(e),
             Self::Job(JobEvent::ArtifactDeleted(e)) => to_value(e),
             Self::Job(JobEvent::Managed(e)) => e.to_payload(),
+            Self::Suite(e) => e.to_payload(),
             Self::LogsAppended(e) => to_value(e),
             Self::DatasetRegistered(e) => to_value(e),
             Self::ModelRegistered(e) => to_value(e),
@@ -124,6 +126,12 @@ impl DomainEvent {
             let value = Value::deserialize(payload)?;
             return ManagedEvent::decode(event_type, value)
                 .map(|e| Some(Self::Job(JobEvent::Managed(e))))
+                .map_err(D::Error::custom);
+        }
+        if SuiteEvent::TYPES.contains(&event_type) {
+            let value = Value::deserialize(payload)?;
+            return SuiteEvent::decode(event_type, value)
+                .map(|e| Some(Self::Suite(e)))
                 .map_err(D::Error::custom);
         }
         Ok(Some(match event_type {

@@ -12,6 +12,7 @@ mod upcast;
 pub use schemas::{SCHEMAS, latest_version};
 
 use crate::comparison::{ComparisonCreated, ResponseRecorded, Voted};
+use crate::evaluation::suite::SuiteEvent;
 use crate::experiment::*;
 use crate::feedback::{Evaluated, Rated, ThumbSet};
 use crate::job::logs::LogsAppended;
@@ -43,6 +44,8 @@ pub enum DomainEvent {
     ComparisonCreated(ComparisonCreated),
     ComparisonResponse(ResponseRecorded),
     ComparisonVoted(Voted),
+    /// A test suite's creation and uploads (`suite-{id}`).
+    Suite(SuiteEvent),
 }
 
 impl DomainEvent {

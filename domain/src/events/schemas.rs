@@ -58,6 +58,8 @@ pub const SCHEMAS: &[(&str, u32)] = &[
     ("experiment.deleted", 1),
     ("experiment.restored", 1),
     ("experiment.tag_set", 1),
+    ("test_suite.created", 1),
+    ("test_suite.cases_uploaded", 1),
 ];
 
 /// The version written today for an event type.
@@ -91,6 +93,7 @@ impl DomainEvent {
             Self::Job(JobEvent::ArtifactStored(_)) => "job.artifact_stored",
             Self::Job(JobEvent::ArtifactDeleted(_)) => "job.artifact_deleted",
             Self::Job(JobEvent::Managed(e)) => e.event_type(),
+            Self::Suite(e) => e.event_type(),
             Self::LogsAppended(_) => "job.logs_appended",
             Self::DatasetRegistered(_) => "dataset.registered",
             Self::ModelRegistered(_) => "model.registered",

@@ -176,6 +176,7 @@ impl Projection for CatalogProjection {
                 | DomainEvent::ComparisonCreated(_)
                 | DomainEvent::ComparisonResponse(_)
                 | DomainEvent::ComparisonVoted(_)
+                | DomainEvent::Suite(_)
                 | DomainEvent::Experiment(_) => {}
                 DomainEvent::Job(JobEvent::Managed(m)) => {
                     if let Some(to) = m.status_change() {

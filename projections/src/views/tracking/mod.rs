@@ -102,7 +102,8 @@ impl Projection for TrackingProjection {
                 | DomainEvent::Rated(_)
                 | DomainEvent::ComparisonCreated(_)
                 | DomainEvent::ComparisonResponse(_)
-                | DomainEvent::ComparisonVoted(_) => {}
+                | DomainEvent::ComparisonVoted(_)
+                | DomainEvent::Suite(_) => {}
             }
         }
         Ok(())
