@@ -6,9 +6,11 @@
 //! ever written stays in [`SCHEMAS`] with a committed JSON fixture.
 
 mod codec;
+mod family;
 mod schemas;
 mod upcast;
 
+pub(crate) use family::event_family;
 pub use schemas::{SCHEMAS, latest_version};
 
 use crate::comparison::{ComparisonCreated, ResponseRecorded, Voted};

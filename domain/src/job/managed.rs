@@ -2,7 +2,7 @@
 //! validation, dispatch to a worker under a lease, pause/resume, recovery,
 //! checkpoints, cost and budget (`specs/training-config.md` §5–6).
 //!
-//! Each event type is listed once in [`managed_events!`], which derives its
+//! Each event type is listed once in [`crate::events::event_family!`], which derives its
 //! stable name, payload codec and job id, so adding one is one line here
 //! plus a fixture.
 
@@ -212,49 +212,9 @@ pub struct ErrorRecorded {
     pub fingerprint: String,
 }
 
-macro_rules! managed_events {
-    ($($variant:ident($ty:ty) = $name:literal),* $(,)?) => {
-        /// The managed-training events of a job's lifecycle stream.
-        #[derive(Debug, Clone, PartialEq)]
-        pub enum ManagedEvent {
-            $($variant($ty)),*
-        }
-
-        impl ManagedEvent {
-            /// Every event type name, each at schema version 1.
-            pub const TYPES: &'static [&'static str] = &[$($name),*];
-
-            pub fn event_type(&self) -> &'static str {
-                match self {
-                    $(Self::$variant(_) => $name),*
-                }
-            }
-
-            pub fn job_id(&self) -> JobId {
-                match self {
-                    $(Self::$variant(e) => e.job_id),*
-                }
-            }
-
-            pub fn to_payload(&self) -> Value {
-                match self {
-                    // Plain structs with string keys: serialising cannot fail.
-                    $(Self::$variant(e) => serde_json::to_value(e).unwrap_or(Value::Null)),*
-                }
-            }
-
-            /// Decodes a payload of one of [`Self::TYPES`].
-            pub fn decode(event_type: &str, payload: Value) -> Result<Self, serde_json::Error> {
-                match event_type {
-                    $($name => serde_json::from_value(payload).map(Self::$variant),)*
-                    other => Err(serde::de::Error::custom(format!("not a managed event: {other}"))),
-                }
-            }
-        }
-    };
-}
-
-managed_events! {
+crate::events::event_family! {
+    /// The managed-training events of a job's lifecycle stream.
+    ManagedEvent, job_id: JobId, "managed";
     Validated(JobValidated) = "job.validated",
     Dispatched(JobDispatched) = "job.dispatched",
     Recovered(JobRecovered) = "job.recovered",

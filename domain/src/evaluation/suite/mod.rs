@@ -86,47 +86,11 @@ pub struct CasesUploaded {
     pub cases: Vec<SuiteCase>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum SuiteEvent {
-    Created(SuiteCreated),
-    CasesUploaded(CasesUploaded),
-}
-
-impl SuiteEvent {
-    pub const TYPES: &'static [&'static str] = &["test_suite.created", "test_suite.cases_uploaded"];
-
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            Self::Created(_) => "test_suite.created",
-            Self::CasesUploaded(_) => "test_suite.cases_uploaded",
-        }
-    }
-
-    pub fn to_payload(&self) -> Value {
-        // Plain structs with string keys: serialising cannot fail.
-        match self {
-            Self::Created(e) => serde_json::to_value(e).unwrap_or(Value::Null),
-            Self::CasesUploaded(e) => serde_json::to_value(e).unwrap_or(Value::Null),
-        }
-    }
-
-    /// Decodes a payload of one of [`Self::TYPES`].
-    pub fn decode(event_type: &str, payload: Value) -> Result<Self, serde_json::Error> {
-        match event_type {
-            "test_suite.created" => serde_json::from_value(payload).map(Self::Created),
-            "test_suite.cases_uploaded" => serde_json::from_value(payload).map(Self::CasesUploaded),
-            other => Err(serde::de::Error::custom(format!(
-                "not a test suite event: {other}"
-            ))),
-        }
-    }
-
-    pub fn suite_id(&self) -> SuiteId {
-        match self {
-            Self::Created(e) => e.suite_id,
-            Self::CasesUploaded(e) => e.suite_id,
-        }
-    }
+crate::events::event_family! {
+    /// A test suite's events (`suite-{id}`).
+    SuiteEvent, suite_id: SuiteId, "test suite";
+    Created(SuiteCreated) = "test_suite.created",
+    CasesUploaded(CasesUploaded) = "test_suite.cases_uploaded",
 }
 
 impl crate::AggregateEvent for SuiteEvent {

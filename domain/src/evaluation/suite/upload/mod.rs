@@ -150,14 +150,19 @@ impl Errors {
         code: &'static str,
         message: String,
     ) {
+        self.add(RowError {
+            line: Some(line),
+            column: column.map(str::to_string),
+            code,
+            message,
+        });
+    }
+
+    /// Counts an error; keeps the first [`MAX_ERRORS`].
+    pub(super) fn add(&mut self, error: RowError) {
         self.count += 1;
         if self.list.len() < MAX_ERRORS {
-            self.list.push(RowError {
-                line: Some(line),
-                column: column.map(str::to_string),
-                code,
-                message,
-            });
+            self.list.push(error);
         }
     }
 }
@@ -203,12 +208,7 @@ pub fn parse_upload(format: UploadFormat, bytes: &[u8]) -> Result<Vec<SuiteCase>
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for row in rows {
         match row {
-            Err(e) => {
-                errors.count += 1;
-                if errors.list.len() < MAX_ERRORS {
-                    errors.list.push(e);
-                }
-            }
+            Err(e) => errors.add(e),
             Ok((line, size, fields)) => {
                 if let Some(case) = build_case(line, size, fields, &mut errors) {
                     if let Some(first) = seen.insert(case.id.clone(), line) {
