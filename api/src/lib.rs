@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod evaluation;
 pub mod exports;
 pub mod fallback;
 pub mod graphiql;

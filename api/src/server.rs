@@ -104,6 +104,7 @@ pub async fn build_server(config: Config) -> anyhow::Result<Server> {
             .configure(crate::training::http::configure)
             .configure(crate::openai::configure)
             .configure(crate::exports::configure)
+            .configure(crate::evaluation::configure)
     })
     .listen(listener)?
     .shutdown_timeout(state.config.server.shutdown_timeout_s);

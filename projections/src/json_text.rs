@@ -54,4 +54,5 @@ unwraps_into!(
     ftl_domain::registry::Capabilities,
     Vec<Vec<ftl_domain::prediction::ChatMessage>>,
     std::collections::BTreeMap<uuid::Uuid, ftl_domain::comparison::Preference>,
+    ftl_domain::evaluation::suite::SuiteCase,
 );

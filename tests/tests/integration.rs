@@ -13,6 +13,7 @@ macro_rules! e2e {
 
 mod api;
 mod chat;
+mod evaluation;
 mod feedback;
 mod hardening;
 mod lab;

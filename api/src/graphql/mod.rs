@@ -3,6 +3,7 @@
 mod chat;
 mod common;
 mod comparisons;
+mod evaluation;
 mod feedback;
 mod history;
 mod jobs;
@@ -26,6 +27,7 @@ pub struct Query(
     chat::ChatQuery,
     history::HistoryQuery,
     comparisons::ComparisonQuery,
+    evaluation::EvaluationQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -38,6 +40,7 @@ pub struct Mutation(
     history::HistoryMutation,
     comparisons::ComparisonMutation,
     comparisons::PreferenceMutation,
+    evaluation::EvaluationMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -12,6 +12,7 @@ pub mod blobs;
 pub mod comparisons;
 pub mod dispatch;
 pub mod egress;
+pub mod evaluation;
 pub mod metrics;
 pub mod models;
 pub mod predictions;

@@ -91,6 +91,7 @@ impl Projections {
             Arc::new(views::training::TrainingProjection),
             Arc::new(views::predictions::PredictionsProjection),
             Arc::new(views::comparisons::ComparisonsProjection),
+            Arc::new(views::evaluation::suites::SuitesProjection),
             Arc::new(crate::process::ReactionsProjection),
         ];
         let progress = list

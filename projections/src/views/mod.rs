@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod comparisons;
+pub mod evaluation;
 pub mod judgments;
 pub mod metrics;
 pub mod predictions;

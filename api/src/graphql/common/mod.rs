@@ -55,6 +55,15 @@ pub(crate) fn parse_id(id: &ID, what: &str) -> async_graphql::Result<Uuid> {
     })
 }
 
+/// Cuts a page fetched as `first + 1` rows to `first`; whether the extra
+/// row was there (the connection's `hasNextPage`).
+pub(crate) fn next_page<R>(rows: &mut Vec<R>, first: i32) -> bool {
+    let first = usize::try_from(first).unwrap_or(0);
+    let more = rows.len() > first;
+    rows.truncate(first);
+    more
+}
+
 /// `first` of a cursor connection: 0 to `limits.page_size_max`.
 pub(crate) fn connection_page(first: i32, max: i64) -> async_graphql::Result<()> {
     if first < 0 || i64::from(first) > max {

@@ -150,8 +150,7 @@ impl Query {
         )
         .await
         .map_err(internal)?;
-        let has_next = rows.len() > first as usize;
-        rows.truncate(first as usize);
+        let has_next = crate::graphql::common::next_page(&mut rows, first);
         if let Some(r) = replay.as_mut() {
             let ids: Vec<Uuid> = rows.iter().map(|j| j.job_id).collect();
             crate::graphql::common::as_of::add_metrics(st, r, &ids).await?;

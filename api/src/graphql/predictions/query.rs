@@ -45,8 +45,7 @@ impl PredictionsQuery {
         )
         .await
         .map_err(internal)?;
-        let has_next = rows.len() > first as usize;
-        rows.truncate(first as usize);
+        let has_next = crate::graphql::common::next_page(&mut rows, first);
         let mut conn = Connection::new(after.is_some(), has_next);
         conn.edges.extend(
             rows.into_iter()

@@ -66,6 +66,15 @@ pub enum UploadFormat {
 }
 
 impl UploadFormat {
+    /// The format's name, as [`UploadFormat::parse`] reads it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Jsonl => "jsonl",
+            Self::Lines => "lines",
+        }
+    }
+
     pub fn parse(name: &str) -> Option<Self> {
         match name.to_ascii_lowercase().as_str() {
             "csv" => Some(Self::Csv),
